@@ -1,0 +1,132 @@
+"""create_app(): routers, error handlers, middleware and the lifespan (embedded worker)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from ticketing.auth.routes import router as auth_router
+from ticketing.config import Settings, get_settings
+from ticketing.errors import AppError
+from ticketing.health import router as health_router
+from ticketing.middleware import (
+    BodySizeLimitMiddleware,
+    RequestContextMiddleware,
+    SecurityHeadersMiddleware,
+)
+from ticketing.runtime import Runtime, build_runtime
+from ticketing.users import service as users_service
+from ticketing.users.routes import router as users_router
+
+log = logging.getLogger(__name__)
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+    "form-action 'self'"
+)
+
+
+async def bootstrap(runtime: Runtime) -> None:
+    """Start-up work that must be true before serving: ADMIN_EMAILS exist as active admins."""
+    async with runtime.db.transaction() as session:
+        await users_service.ensure_admins(session, runtime.settings.admin_email_list)
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+    settings = settings or (runtime.settings if runtime else get_settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt = runtime or build_runtime(settings)
+        app.state.runtime = rt
+        await bootstrap(rt)
+        worker_task = None
+        worker = None
+        if settings.worker == "embedded":
+            worker = rt.make_worker(name="embedded")
+            worker_task = asyncio.create_task(worker.run())
+        try:
+            yield
+        finally:
+            if worker is not None and worker_task is not None:
+                worker.stop()
+                with contextlib.suppress(Exception):
+                    await worker_task
+            if runtime is None:
+                await rt.close()
+
+    app = FastAPI(
+        title=settings.app_name,
+        version="0.1.0",
+        description="AI helpdesk: passwordless sign-in, AI triage, skill-based routing.",
+        lifespan=lifespan,
+    )
+    if runtime is not None:
+        app.state.runtime = runtime
+
+    app.include_router(health_router)
+    app.include_router(auth_router)
+    app.include_router(users_router)
+    _include_optional_routers(app)
+    _install_error_handlers(app)
+
+    # Starlette runs the last-added middleware first.
+    app.add_middleware(SecurityHeadersMiddleware, csp=CSP)
+    if settings.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(BodySizeLimitMiddleware)
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+def _include_optional_routers(app: FastAPI) -> None:
+    """Routers of the ticket pipeline and the web front end."""
+    from ticketing.tickets.routes import admin_router, router as tickets_router
+
+    app.include_router(tickets_router)
+    app.include_router(admin_router)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def app_error(_request: Request, exc: AppError) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
+                            headers=exc.headers)
+
+    @app.exception_handler(IntegrityError)
+    async def integrity_error(_request: Request, exc: IntegrityError) -> JSONResponse:
+        # Two requests raced to create the same thing; the loser gets a clean conflict.
+        log.warning("integrity error: %s", exc.orig)
+        return JSONResponse({"detail": "Conflict with the current state"}, status_code=409)
+
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(PoolTimeoutError)
+    @app.exception_handler(OSError)
+    async def database_down(_request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, DBAPIError) and not (
+            exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+        ):
+            return await unexpected(_request, exc)
+        log.error("database unavailable: %s", type(exc).__name__, exc_info=exc)
+        return JSONResponse({"detail": "The service is temporarily unavailable; try again"},
+                            status_code=503, headers={"Retry-After": "5"})
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error", exc_info=exc)
+        return JSONResponse({"detail": "Internal server error"}, status_code=500)

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, Field
+
+from ticketing.users.schemas import Email, StrictModel, UserOut
+
+
+class OtpRequest(StrictModel):
+    email: Email
+
+
+class OtpVerify(StrictModel):
+    email: Email
+    otp: Annotated[str, Field(pattern=r"^\d{6}$", description="the 6-digit code")]
+
+
+class MessageOut(BaseModel):
+    message: str
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+    user: UserOut

@@ -1,0 +1,182 @@
+"""The one settings object. Every setting in the API contract lives here."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ticketing.errors import ConfigurationError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./ticketing.db"
+ALLOWED_ALGORITHMS = ("HS256", "HS384", "HS512")
+MIN_SECRET_KEY_BYTES = 32
+
+
+def _split_csv(value: object) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, list | tuple):
+        return [str(part).strip() for part in value if str(part).strip()]
+    raise ValueError("expected a comma-separated list")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    database_url: str = DEFAULT_DATABASE_URL
+    # Only read to explain the move away from MongoDB (see check_storage()).
+    mongodb_url: str | None = None
+
+    secret_key: str | None = None
+    algorithm: str = "HS256"
+    access_token_expire_minutes: int = Field(30, ge=1, le=60 * 24 * 30)
+    debug: bool = False
+    app_name: str = "AI Ticket System"
+    public_url: str = "http://127.0.0.1:8000"
+
+    # Comma lists; kept as str so pydantic-settings does not try to JSON-decode them.
+    admin_emails: str = ""
+    signup_mode: Literal["open", "invite"] = "open"
+    allowed_email_domains: str = ""
+
+    otp_ttl_minutes: int = Field(10, ge=1, le=60)
+    otp_max_attempts: int = Field(5, ge=1, le=20)
+    otp_resend_seconds: int = Field(60, ge=0, le=3600)
+    otp_max_per_hour: int = Field(5, ge=1, le=100)
+
+    ai_provider: Literal["auto", "gemini", "openai", "local"] = "auto"
+    gemini_api_key: str | None = None
+    gemini_model: str = "gemini-2.5-flash"
+    gemini_base_url: str | None = None
+    openai_base_url: str | None = None
+    openai_api_key: str | None = None
+    openai_model: str | None = None
+    ai_timeout_seconds: float = Field(20.0, gt=0, le=600)
+    ai_max_retries: int = Field(2, ge=0, le=10)
+
+    email_backend: Literal["auto", "smtp", "console"] = "auto"
+    smtp_host: str | None = None
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_tls: Literal["starttls", "ssl", "none"] = "starttls"
+    smtp_timeout_seconds: float = Field(30.0, gt=0)
+    from_email: str = "noreply@localhost"
+
+    worker: Literal["embedded", "external"] = "embedded"
+    worker_concurrency: int = Field(16, ge=1, le=1000)
+    worker_poll_seconds: float = Field(1.0, gt=0, le=60)
+    job_lease_seconds: float = Field(120.0, ge=5)
+
+    ticket_create_per_minute: int = Field(30, ge=1)
+    cors_origins: str = ""
+    log_level: str = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_database_url(cls, value: str) -> str:
+        # Accept the URLs people paste from hosting dashboards; we always use the async drivers.
+        for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
+            if value.startswith(prefix):
+                return "postgresql+asyncpg://" + value[len(prefix) :]
+        if value.startswith("sqlite:///"):
+            return "sqlite+aiosqlite:///" + value[len("sqlite:///") :]
+        return value
+
+    @field_validator("algorithm")
+    @classmethod
+    def _check_algorithm(cls, value: str) -> str:
+        value = value.strip().upper()
+        if value not in ALLOWED_ALGORITHMS:
+            raise ValueError(f"ALGORITHM must be one of {', '.join(ALLOWED_ALGORITHMS)}")
+        return value
+
+    @field_validator("gemini_api_key", "openai_base_url", "smtp_host", "secret_key", "smtp_user")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value.strip() or None if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check_secret_key(self) -> Settings:
+        if self.secret_key is None:
+            if not self.debug:
+                raise ValueError(
+                    "SECRET_KEY is not set. Set it to a random string of at least "
+                    f"{MIN_SECRET_KEY_BYTES} bytes (for example the output of "
+                    "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`), "
+                    "or set DEBUG=true for a throw-away development key."
+                )
+            self.secret_key = secrets.token_urlsafe(48)
+            log.warning("DEBUG is on and SECRET_KEY is unset: using a random development key")
+        if len(self.secret_key.encode()) < MIN_SECRET_KEY_BYTES:
+            raise ValueError(f"SECRET_KEY must be at least {MIN_SECRET_KEY_BYTES} bytes long")
+        return self
+
+    @property
+    def jwt_key(self) -> str:
+        assert self.secret_key is not None  # guaranteed by _check_secret_key
+        return self.secret_key
+
+    @property
+    def admin_email_list(self) -> list[str]:
+        return [e.lower() for e in _split_csv(self.admin_emails)]
+
+    @property
+    def allowed_domain_list(self) -> list[str]:
+        return [d.lower().lstrip("@") for d in _split_csv(self.allowed_email_domains)]
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return _split_csv(self.cors_origins)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def resolved_email_backend(self) -> Literal["smtp", "console"]:
+        if self.email_backend == "auto":
+            return "smtp" if self.smtp_host else "console"
+        return self.email_backend
+
+    @property
+    def resolved_ai_provider(self) -> Literal["gemini", "openai", "local"]:
+        if self.ai_provider != "auto":
+            return self.ai_provider
+        if self.gemini_api_key:
+            return "gemini"
+        if self.openai_base_url:
+            return "openai"
+        return "local"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment (and .env), turning mistakes into one clear error."""
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ConfigurationError(f"Invalid configuration: {exc}") from exc
+    if settings.mongodb_url and "database_url" not in settings.model_fields_set:
+        raise ConfigurationError(
+            "MONGODB_URL is set but storage is SQL now: this version keeps everything in "
+            "SQLite or PostgreSQL. Set DATABASE_URL, for example "
+            "DATABASE_URL=postgresql+asyncpg://user:password@host:5432/ticketing for production, "
+            f"or unset MONGODB_URL to use the embedded default {DEFAULT_DATABASE_URL}."
+        )
+    return settings
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,206 @@
+"""The durable job queue: enqueue in the caller's transaction, claim with leases, finish or retry."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ticketing.db import Database, utcnow
+from ticketing.jobs.models import Job, JobStatus
+
+# Per-kind attempt budgets; a kind not listed gets DEFAULT_MAX_ATTEMPTS.
+MAX_ATTEMPTS = {"triage_ticket": 6, "send_email": 10}
+DEFAULT_MAX_ATTEMPTS = 5
+BACKOFF_BASE_SECONDS = 2.0
+BACKOFF_MAX_SECONDS = 15 * 60.0
+ERROR_MAX_CHARS = 4000
+ENQUEUED_FLAG = "jobs_enqueued"
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    id: str
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    max_attempts: int
+    lock_token: str
+
+
+def enqueue(
+    session: AsyncSession,
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    delay_seconds: float = 0.0,
+    max_attempts: int | None = None,
+) -> Job:
+    """Add a job to the caller's transaction: it exists if and only if the caller commits."""
+    job = Job(
+        kind=kind,
+        payload=payload,
+        max_attempts=max_attempts or MAX_ATTEMPTS.get(kind, DEFAULT_MAX_ATTEMPTS),
+        run_after=utcnow() + timedelta(seconds=delay_seconds),
+    )
+    session.add(job)
+    # Read by the after-commit hook that wakes workers in this process.
+    session.info[ENQUEUED_FLAG] = True
+    return job
+
+
+def backoff_seconds(attempts: int) -> float:
+    """Exponential backoff with jitter: ~2 s, 4 s, 8 s, ... capped at 15 minutes."""
+    delay = min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1))
+    return delay * random.uniform(0.8, 1.2)
+
+
+def _claimable(now: datetime) -> Any:
+    return or_(
+        and_(Job.status == JobStatus.queued.value, Job.run_after <= now),
+        # A running job whose lease ran out belongs to a worker that died.
+        and_(Job.status == JobStatus.running.value, Job.locked_until < now),
+    )
+
+
+async def claim_jobs(
+    db: Database, worker_id: str, limit: int, lease_seconds: float, kinds: Sequence[str] | None = None
+) -> list[ClaimedJob]:
+    """Atomically take up to `limit` due jobs, leasing them to `worker_id`."""
+    if limit <= 0:
+        return []
+    now = utcnow()
+    async with db.transaction() as session:
+        await _fail_exhausted_leases(session, now)
+        pick = select(Job.id).where(_claimable(now)).order_by(Job.run_after).limit(limit)
+        if kinds:
+            pick = pick.where(Job.kind.in_(kinds))
+        # SKIP LOCKED lets many PostgreSQL workers claim side by side without waiting on each
+        # other; SQLite serialises writers anyway (BEGIN IMMEDIATE) and ignores the clause.
+        pick = pick.with_for_update(skip_locked=True)
+        ids = list((await session.scalars(pick)).all())
+        if not ids:
+            return []
+        token = f"{worker_id}:{random.getrandbits(64):016x}"
+        rows = await session.execute(
+            update(Job)
+            .where(Job.id.in_(ids), _claimable(now))
+            .values(
+                status=JobStatus.running.value,
+                attempts=Job.attempts + 1,
+                locked_by=token,
+                locked_until=now + timedelta(seconds=lease_seconds),
+                updated_at=now,
+            )
+            .returning(Job.id, Job.kind, Job.payload, Job.attempts, Job.max_attempts)
+        )
+        return [ClaimedJob(r.id, r.kind, r.payload, r.attempts, r.max_attempts, token) for r in rows]
+
+
+async def _fail_exhausted_leases(session: AsyncSession, now: datetime) -> None:
+    # A job whose worker died on its last attempt must end visibly, not run forever.
+    await session.execute(
+        update(Job)
+        .where(
+            Job.status == JobStatus.running.value,
+            Job.locked_until < now,
+            Job.attempts >= Job.max_attempts,
+        )
+        .values(
+            status=JobStatus.failed.value,
+            last_error=func.coalesce(Job.last_error, "") + "worker lost during last attempt",
+            locked_by=None,
+            locked_until=None,
+            finished_at=now,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def extend_leases(db: Database, tokens: Sequence[str], lease_seconds: float) -> None:
+    """Heartbeat: keep the leases of jobs that are still running in this worker."""
+    if not tokens:
+        return
+    now = utcnow()
+    async with db.transaction() as session:
+        await session.execute(
+            update(Job)
+            .where(Job.locked_by.in_(tokens), Job.status == JobStatus.running.value)
+            .values(locked_until=now + timedelta(seconds=lease_seconds))
+        )
+
+
+async def mark_done(session: AsyncSession, job: ClaimedJob) -> bool:
+    """Finish a job inside the handler's own transaction. False if the lease was lost."""
+    now = utcnow()
+    result = await session.execute(
+        update(Job)
+        .where(Job.id == job.id, Job.locked_by == job.lock_token)
+        .values(
+            status=JobStatus.done.value,
+            locked_by=None,
+            locked_until=None,
+            finished_at=now,
+            updated_at=now,
+        )
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def mark_failed_attempt(db: Database, job: ClaimedJob, error: str) -> str:
+    """Record a failed attempt: retry later with backoff, or fail for good. Returns the status."""
+    now = utcnow()
+    final = job.attempts >= job.max_attempts
+    values: dict[str, Any] = {
+        "last_error": error[:ERROR_MAX_CHARS],
+        "locked_by": None,
+        "locked_until": None,
+        "updated_at": now,
+    }
+    if final:
+        values |= {"status": JobStatus.failed.value, "finished_at": now}
+    else:
+        values |= {
+            "status": JobStatus.queued.value,
+            "run_after": now + timedelta(seconds=backoff_seconds(job.attempts)),
+        }
+    async with db.transaction() as session:
+        await session.execute(
+            update(Job).where(Job.id == job.id, Job.locked_by == job.lock_token).values(**values)
+        )
+    return str(values.get("status", JobStatus.queued.value))
+
+
+async def release(db: Database, job: ClaimedJob) -> None:
+    """Give a claimed job back untouched (graceful shutdown): it runs again soon, attempt refunded."""
+    now = utcnow()
+    async with db.transaction() as session:
+        await session.execute(
+            update(Job)
+            .where(Job.id == job.id, Job.locked_by == job.lock_token)
+            .values(
+                status=JobStatus.queued.value,
+                attempts=Job.attempts - 1,
+                locked_by=None,
+                locked_until=None,
+                run_after=now,
+                updated_at=now,
+            )
+        )
+
+
+async def retry_failed(session: AsyncSession, job_ids: Sequence[str] | None = None) -> int:
+    """Put failed jobs back in the queue with a fresh attempt budget."""
+    stmt = update(Job).where(Job.status == JobStatus.failed.value)
+    if job_ids is not None:
+        stmt = stmt.where(Job.id.in_(job_ids))
+    result = await session.execute(
+        stmt.values(status=JobStatus.queued.value, attempts=0, run_after=utcnow(), finished_at=None)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,40 @@
+"""The `send_email` job handler."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ticketing.jobs.models import Job
+from ticketing.jobs.worker import JobContext, JobHandler, PermanentJobError
+from ticketing.notifications.senders import EmailSender, OutgoingEmail
+
+OnSent = Callable[[AsyncSession, dict[str, Any]], Awaitable[None]]
+
+
+def make_send_email_handler(sender: EmailSender, on_sent: OnSent | None = None) -> JobHandler:
+    async def send_email(ctx: JobContext) -> None:
+        payload = ctx.job.payload
+        try:
+            email = OutgoingEmail(
+                to=payload["to"], subject=payload["subject"], text=payload["text"],
+                html=payload["html"],
+            )
+        except KeyError as exc:
+            raise PermanentJobError(f"malformed email job: missing {exc}") from exc
+        # Delivery is at-least-once: a crash between sending and the commit below sends again.
+        await sender.send(email)
+        async with ctx.db.transaction() as session:
+            if payload.get("sensitive"):
+                scrubbed = {k: v for k, v in payload.items() if k not in ("text", "html")}
+                await session.execute(
+                    update(Job).where(Job.id == ctx.job.id).values(payload=scrubbed | {"scrubbed": True})
+                )
+            if on_sent is not None:
+                await on_sent(session, payload)
+            await ctx.finish(session)
+
+    return send_email

@@ -1,0 +1,76 @@
+"""Opaque cursor pagination over (created_at, id), newest first unless asked otherwise."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy import Select, and_, or_
+from sqlalchemy.orm import InstrumentedAttribute
+
+from ticketing.errors import BadRequest
+
+T = TypeVar("T")
+Order = Literal["newest", "oldest"]
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+def encode_cursor(created_at: datetime, row_id: str) -> str:
+    raw = json.dumps([created_at.isoformat(), row_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, row_id = json.loads(raw)
+        moment = datetime.fromisoformat(created)
+        if moment.tzinfo is None or not isinstance(row_id, str):
+            raise ValueError
+        return moment, row_id
+    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest("Invalid cursor") from exc
+
+
+def paginate(
+    stmt: Select[Any],
+    created_col: InstrumentedAttribute[datetime],
+    id_col: InstrumentedAttribute[str],
+    *,
+    limit: int,
+    cursor: str | None,
+    order: Order = "newest",
+) -> Select[Any]:
+    """Apply keyset pagination; fetches limit+1 rows so the caller can tell if there is more."""
+    if cursor:
+        moment, row_id = decode_cursor(cursor)
+        if order == "newest":
+            stmt = stmt.where(
+                or_(created_col < moment, and_(created_col == moment, id_col < row_id))
+            )
+        else:
+            stmt = stmt.where(
+                or_(created_col > moment, and_(created_col == moment, id_col > row_id))
+            )
+    if order == "newest":
+        stmt = stmt.order_by(created_col.desc(), id_col.desc())
+    else:
+        stmt = stmt.order_by(created_col.asc(), id_col.asc())
+    return stmt.limit(limit + 1)
+
+
+def page_of(rows: list[Any], limit: int) -> tuple[list[Any], str | None]:
+    """Split the limit+1 rows of `paginate` into the page and the next cursor."""
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    last = rows[-1]
+    return rows, encode_cursor(last.created_at, last.id)

@@ -1,0 +1,42 @@
+"""What a running process holds: settings, the database, the email sender, the triage provider,
+and the job handlers that tie the domains together. Built once by the API and by each CLI verb."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ticketing.config import Settings
+from ticketing.db import Database
+from ticketing.jobs.worker import JobHandler, Worker
+from ticketing.notifications.senders import EmailSender, build_sender
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    sender: EmailSender
+    handlers: dict[str, JobHandler] = field(default_factory=dict)
+
+    def make_worker(self, concurrency: int | None = None, name: str | None = None) -> Worker:
+        s = self.settings
+        return Worker(
+            self.db,
+            self.handlers,
+            concurrency=concurrency or s.worker_concurrency,
+            poll_seconds=s.worker_poll_seconds,
+            lease_seconds=s.job_lease_seconds,
+            name=name,
+        )
+
+    async def close(self) -> None:
+        await self.db.dispose()
+
+
+def build_runtime(settings: Settings, *, sender: EmailSender | None = None) -> Runtime:
+    from ticketing import flows
+
+    db = Database(settings.database_url, pool_size=max(5, settings.worker_concurrency))
+    runtime = Runtime(settings=settings, db=db, sender=sender or build_sender(settings))
+    runtime.handlers = flows.job_handlers(runtime)
+    return runtime

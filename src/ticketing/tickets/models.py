@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ticketing.db import Base, IdMixin, TimestampMixin, utcnow
+
+
+class TicketStatus(StrEnum):
+    open = "open"
+    in_progress = "in_progress"
+    resolved = "resolved"
+    closed = "closed"
+
+
+class Priority(StrEnum):
+    low = "low"
+    medium = "medium"
+    high = "high"
+    urgent = "urgent"
+
+
+class TicketType(StrEnum):
+    bug = "bug"
+    feature = "feature"
+    support = "support"
+    technical = "technical"
+    other = "other"
+
+
+class AnalysisStatus(StrEnum):
+    pending = "pending"
+    ai = "ai"
+    fallback = "fallback"
+
+
+class Ticket(IdMixin, TimestampMixin, Base):
+    __tablename__ = "tickets"
+
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default=TicketStatus.open.value)
+    priority: Mapped[str | None] = mapped_column(String(20), default=None)
+    ticket_type: Mapped[str | None] = mapped_column(String(20), default=None)
+    required_skills: Mapped[list[str]] = mapped_column(default=list)
+    helpful_notes: Mapped[str | None] = mapped_column(Text, default=None)
+    analysis_status: Mapped[str] = mapped_column(String(20), default=AnalysisStatus.pending.value)
+    analysis_provider: Mapped[str | None] = mapped_column(String(50), default=None)
+    analysis_model: Mapped[str | None] = mapped_column(String(100), default=None)
+    analysis_error: Mapped[str | None] = mapped_column(Text, default=None)
+    analyzed_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    assigned_to: Mapped[str | None] = mapped_column(ForeignKey("users.id"), default=None)
+    assigned_at: Mapped[datetime | None] = mapped_column(default=None)
+    assignment_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    resolved_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (
+        # Listing is newest-first with (created_at, id) as the cursor; each index below serves
+        # one visibility rule or filter without sorting.
+        Index("ix_tickets_created", "created_at", "id"),
+        Index("ix_tickets_creator_created", "created_by", "created_at", "id"),
+        Index("ix_tickets_assignee_created", "assigned_to", "created_at", "id"),
+        Index("ix_tickets_assignee_status", "assigned_to", "status"),
+        Index("ix_tickets_status_created", "status", "created_at", "id"),
+        Index("ix_tickets_analysis_status", "analysis_status", "status"),
+    )
+
+
+class Comment(IdMixin, Base):
+    __tablename__ = "ticket_comments"
+
+    ticket_id: Mapped[str] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    author_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    body: Mapped[str] = mapped_column(Text)
+    internal: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_ticket_comments_ticket_created", "ticket_id", "created_at"),)
+
+
+class TicketEvent(IdMixin, Base):
+    """One line of a ticket's timeline."""
+
+    __tablename__ = "ticket_events"
+
+    ticket_id: Mapped[str] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(30))
+    actor_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), default=None)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_ticket_events_ticket_created", "ticket_id", "created_at"),)
