@@ -22,6 +22,8 @@ class Job(IdMixin, Base):
 
     kind: Mapped[str] = mapped_column(String(50))
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # What the job is about (e.g. "triage:<ticket id>"), so callers can avoid queuing it twice.
+    key: Mapped[str | None] = mapped_column(String(100), default=None)
     status: Mapped[str] = mapped_column(String(20), default=JobStatus.queued.value)
     attempts: Mapped[int] = mapped_column(default=0)
     max_attempts: Mapped[int] = mapped_column(default=5)
@@ -37,4 +39,5 @@ class Job(IdMixin, Base):
     __table_args__ = (
         Index("ix_jobs_status_run_after", "status", "run_after"),
         Index("ix_jobs_status_locked_until", "status", "locked_until"),
+        Index("ix_jobs_key_status", "key", "status"),
     )

@@ -40,11 +40,13 @@ def enqueue(
     *,
     delay_seconds: float = 0.0,
     max_attempts: int | None = None,
+    key: str | None = None,
 ) -> Job:
     """Add a job to the caller's transaction: it exists if and only if the caller commits."""
     job = Job(
         kind=kind,
         payload=payload,
+        key=key,
         max_attempts=max_attempts or MAX_ATTEMPTS.get(kind, DEFAULT_MAX_ATTEMPTS),
         run_after=utcnow() + timedelta(seconds=delay_seconds),
     )
@@ -52,6 +54,14 @@ def enqueue(
     # Read by the after-commit hook that wakes workers in this process.
     session.info[ENQUEUED_FLAG] = True
     return job
+
+
+async def has_pending(session: AsyncSession, key: str) -> bool:
+    """Is a job with this key queued or running?"""
+    stmt = select(Job.id).where(
+        Job.key == key, Job.status.in_([JobStatus.queued.value, JobStatus.running.value])
+    )
+    return (await session.scalars(stmt.limit(1))).first() is not None
 
 
 def backoff_seconds(attempts: int) -> float:

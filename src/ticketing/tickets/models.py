@@ -92,6 +92,8 @@ class TicketEvent(IdMixin, Base):
     kind: Mapped[str] = mapped_column(String(30))
     actor_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), default=None)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Staff-only lines (internal notes, analysis errors, routing details) are hidden from users.
+    internal: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_ticket_events_ticket_created", "ticket_id", "created_at"),)

@@ -30,7 +30,5 @@ class TriageProvider(Protocol):
     name: str  # "gemini", "openai", "local"
     model: str | None
 
-    async def analyze(
-        self, title: str, description: str, known_skills: Sequence[str]
-    ) -> Analysis:
+    async def analyze(self, title: str, description: str, known_skills: Sequence[str]) -> Analysis:
         """Analyse one ticket. Raises TriageError on any failure; never returns unvalidated data."""

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 17:58:55.079441
+Create Date: 2026-11-25 18:03:22.758070
 """
 
 from collections.abc import Sequence
@@ -23,6 +23,7 @@ def upgrade() -> None:
     op.create_table('jobs',
     sa.Column('kind', sa.String(length=50), nullable=False),
     sa.Column('payload', sa.JSON(), nullable=False),
+    sa.Column('key', sa.String(length=100), nullable=True),
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('max_attempts', sa.Integer(), nullable=False),
@@ -37,6 +38,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_jobs'))
     )
     with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.create_index('ix_jobs_key_status', ['key', 'status'], unique=False)
         batch_op.create_index('ix_jobs_status_locked_until', ['status', 'locked_until'], unique=False)
         batch_op.create_index('ix_jobs_status_run_after', ['status', 'run_after'], unique=False)
 
@@ -130,6 +132,7 @@ def upgrade() -> None:
     sa.Column('kind', sa.String(length=30), nullable=False),
     sa.Column('actor_id', sa.String(length=36), nullable=True),
     sa.Column('data', sa.JSON(), nullable=False),
+    sa.Column('internal', sa.Boolean(), nullable=False),
     sa.Column('created_at', ticketing.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.ForeignKeyConstraint(['actor_id'], ['users.id'], name=op.f('fk_ticket_events_actor_id_users')),
@@ -176,6 +179,7 @@ def downgrade() -> None:
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.drop_index('ix_jobs_status_run_after')
         batch_op.drop_index('ix_jobs_status_locked_until')
+        batch_op.drop_index('ix_jobs_key_status')
 
     op.drop_table('jobs')
     # ### end Alembic commands ###

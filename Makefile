@@ -1,0 +1,47 @@
+# Two commands: `make run` and `make test`. Both set up .venv on their own.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: run test lint typecheck pytest worker migrate fuzz bench clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+
+# Re-install only when a requirements file or pyproject changes.
+$(VENV)/.stamp-runtime: $(BIN)/activate requirements.txt pyproject.toml
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e . || $(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+$(VENV)/.stamp-dev: $(VENV)/.stamp-runtime requirements-dev.txt
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+## Start the whole product on the embedded defaults (SQLite, local analyzer, console email).
+run: $(VENV)/.stamp-runtime
+	DEBUG=$${DEBUG:-true} $(BIN)/ticketing serve --host $${HOST:-127.0.0.1} --port $${PORT:-8000}
+
+## Lint, type-check and run the whole suite (SQLite and PostgreSQL).
+test: $(VENV)/.stamp-dev lint typecheck pytest
+
+lint: $(VENV)/.stamp-dev
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(VENV)/.stamp-dev
+	$(BIN)/mypy
+
+pytest: $(VENV)/.stamp-dev
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+worker: $(VENV)/.stamp-runtime
+	$(BIN)/ticketing worker
+
+migrate: $(VENV)/.stamp-runtime
+	$(BIN)/ticketing db upgrade
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

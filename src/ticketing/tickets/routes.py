@@ -1,0 +1,173 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from ticketing.deps import AdminUser, CurrentUser, SessionDep, SettingsDep, StaffUser
+from ticketing.errors import Forbidden
+from ticketing.pagination import Order, Page, page_of
+from ticketing.tickets import service
+from ticketing.tickets.models import AnalysisStatus, Priority, Ticket, TicketStatus, TicketType
+from ticketing.tickets.repository import TicketFilters
+from ticketing.tickets.schemas import (
+    CommentCreate,
+    CommentOut,
+    EventOut,
+    QueuedOut,
+    TicketCreate,
+    TicketOut,
+    TicketUpdate,
+)
+from ticketing.users.models import Role, User
+
+router = APIRouter(tags=["tickets"])
+admin_router = APIRouter(prefix="/admin", tags=["admin"])
+
+Limit = Annotated[int, Query(ge=1, le=100)]
+Cursor = Annotated[str | None, Query(max_length=500)]
+Id = Annotated[str | None, Query(max_length=36)]
+NOT_FOUND = {404: {"description": "No such ticket, or not yours to see"}}
+
+
+def ticket_out(ticket: Ticket, viewer: User) -> TicketOut:
+    out = TicketOut.model_validate(ticket)
+    if viewer.role == Role.user.value:
+        # Advice and routing details are for staff.
+        out = out.model_copy(
+            update={"helpful_notes": None, "analysis_error": None, "assignment_reason": None}
+        )
+    return out
+
+
+def _filters(
+    status: TicketStatus | None = None,
+    priority: Priority | None = None,
+    ticket_type: TicketType | None = None,
+    assigned_to: Id = None,
+    created_by: Id = None,
+    analysis_status: AnalysisStatus | None = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+) -> TicketFilters:
+    return TicketFilters(
+        status=status, priority=priority, ticket_type=ticket_type, assigned_to=assigned_to,
+        created_by=created_by, analysis_status=analysis_status, q=q or None,
+    )
+
+
+@router.post("/tickets/create", status_code=status.HTTP_201_CREATED, response_model=TicketOut)
+@router.post("/tickets", status_code=status.HTTP_201_CREATED, response_model=TicketOut,
+             include_in_schema=False)
+async def create_ticket(
+    body: TicketCreate, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> TicketOut:
+    ticket = await service.create_ticket(session, settings, user, body)
+    return ticket_out(ticket, user)
+
+
+@router.get("/tickets", response_model=Page[TicketOut])
+async def list_tickets(
+    user: CurrentUser,
+    session: SessionDep,
+    status: TicketStatus | None = None,
+    priority: Priority | None = None,
+    ticket_type: TicketType | None = None,
+    assigned_to: Id = None,
+    created_by: Id = None,
+    analysis_status: AnalysisStatus | None = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    order: Order = "newest",
+) -> Page[TicketOut]:
+    filters = _filters(status, priority, ticket_type, assigned_to, created_by, analysis_status, q)
+    rows = await service.list_tickets(
+        session, user, filters, limit=limit, cursor=cursor, order=order
+    )
+    items, next_cursor = page_of(list(rows), limit)
+    return Page(items=[ticket_out(t, user) for t in items], next_cursor=next_cursor)
+
+
+@router.get("/moderator/tickets", response_model=Page[TicketOut])
+async def moderator_tickets(
+    user: StaffUser,
+    session: SessionDep,
+    status: TicketStatus | None = None,
+    priority: Priority | None = None,
+    ticket_type: TicketType | None = None,
+    created_by: Id = None,
+    analysis_status: AnalysisStatus | None = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    moderator_id: Id = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    order: Order = "newest",
+) -> Page[TicketOut]:
+    queue_of = user.id
+    if moderator_id is not None and moderator_id != user.id:
+        if user.role != Role.admin.value:
+            raise Forbidden("Only admins can look at another moderator's queue")
+        queue_of = moderator_id
+    filters = _filters(status, priority, ticket_type, None, created_by, analysis_status, q)
+    rows = await service.list_tickets(
+        session, user, filters, limit=limit, cursor=cursor, order=order, queue_of=queue_of
+    )
+    items, next_cursor = page_of(list(rows), limit)
+    return Page(items=[ticket_out(t, user) for t in items], next_cursor=next_cursor)
+
+
+@router.get("/tickets/{ticket_id}", response_model=TicketOut, responses=NOT_FOUND)
+async def get_ticket(ticket_id: str, user: CurrentUser, session: SessionDep) -> TicketOut:
+    return ticket_out(await service.get_visible(session, user, ticket_id), user)
+
+
+@router.patch("/tickets/{ticket_id}", response_model=TicketOut, responses=NOT_FOUND)
+async def update_ticket(
+    ticket_id: str, body: TicketUpdate, user: CurrentUser, session: SessionDep,
+    settings: SettingsDep,
+) -> TicketOut:
+    ticket = await service.update_ticket(session, settings, user, ticket_id, body)
+    return ticket_out(ticket, user)
+
+
+@router.post("/tickets/{ticket_id}/comments", status_code=status.HTTP_201_CREATED,
+             response_model=CommentOut, responses=NOT_FOUND)
+async def add_comment(
+    ticket_id: str, body: CommentCreate, user: CurrentUser, session: SessionDep
+) -> CommentOut:
+    return CommentOut.model_validate(await service.add_comment(session, user, ticket_id, body))
+
+
+@router.get("/tickets/{ticket_id}/comments", response_model=Page[CommentOut], responses=NOT_FOUND)
+async def list_comments(
+    ticket_id: str, user: CurrentUser, session: SessionDep, limit: Limit = 50,
+    cursor: Cursor = None, order: Order = "newest",
+) -> Page[CommentOut]:
+    rows = await service.list_comments(
+        session, user, ticket_id, limit=limit, cursor=cursor, order=order
+    )
+    items, next_cursor = page_of(list(rows), limit)
+    return Page(items=[CommentOut.model_validate(c) for c in items], next_cursor=next_cursor)
+
+
+@router.get("/tickets/{ticket_id}/events", response_model=Page[EventOut], responses=NOT_FOUND)
+async def list_events(
+    ticket_id: str, user: CurrentUser, session: SessionDep, limit: Limit = 50,
+    cursor: Cursor = None, order: Order = "newest",
+) -> Page[EventOut]:
+    rows = await service.list_events(
+        session, user, ticket_id, limit=limit, cursor=cursor, order=order
+    )
+    items, next_cursor = page_of(list(rows), limit)
+    return Page(items=[EventOut.model_validate(e) for e in items], next_cursor=next_cursor)
+
+
+@router.post("/tickets/{ticket_id}/reanalyze", status_code=status.HTTP_202_ACCEPTED,
+             response_model=QueuedOut, responses=NOT_FOUND)
+async def reanalyze(ticket_id: str, _admin: AdminUser, session: SessionDep) -> QueuedOut:
+    return QueuedOut(queued=await service.reanalyze_ticket(session, ticket_id))
+
+
+@admin_router.post("/rerun-ai", status_code=status.HTTP_202_ACCEPTED, response_model=QueuedOut)
+async def rerun_ai(_admin: AdminUser, session: SessionDep) -> QueuedOut:
+    return QueuedOut(queued=await service.rerun_fallback_tickets(session))

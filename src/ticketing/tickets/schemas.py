@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from ticketing.skills import normalise_skills
+from ticketing.tickets.models import AnalysisStatus, Priority, TicketStatus, TicketType
+from ticketing.triage.base import MAX_SKILLS
+from ticketing.users.schemas import StrictModel
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value.strip()
+
+
+Title = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_not_blank)]
+Body = Annotated[str, Field(min_length=1, max_length=20000), AfterValidator(_not_blank)]
+SkillList = Annotated[
+    list[Annotated[str, Field(max_length=50)]],
+    Field(max_length=MAX_SKILLS),
+    AfterValidator(normalise_skills),
+]
+
+
+class TicketCreate(StrictModel):
+    title: Title
+    description: Body
+
+
+class TicketOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    title: str
+    description: str
+    status: TicketStatus
+    priority: Priority | None
+    ticket_type: TicketType | None
+    required_skills: list[str]
+    helpful_notes: str | None
+    analysis_status: AnalysisStatus
+    analysis_provider: str | None
+    analysis_model: str | None
+    analysis_error: str | None
+    analyzed_at: datetime | None
+    created_by: str
+    assigned_to: str | None
+    assigned_at: datetime | None
+    assignment_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    resolved_at: datetime | None
+
+
+class TicketUpdate(StrictModel):
+    status: TicketStatus | None = None
+    priority: Priority | None = None
+    ticket_type: TicketType | None = None
+    required_skills: SkillList | None = None
+    assigned_to: str | None = Field(default=None, max_length=36)
+
+
+class CommentCreate(StrictModel):
+    body: Body
+    internal: bool = False
+
+
+class CommentOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    ticket_id: str
+    author_id: str
+    body: str
+    internal: bool
+    created_at: datetime
+
+
+class EventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    ticket_id: str
+    kind: str
+    actor_id: str | None
+    data: dict[str, Any]
+    internal: bool
+    created_at: datetime
+
+
+class QueuedOut(BaseModel):
+    queued: int
