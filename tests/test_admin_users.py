@@ -7,7 +7,6 @@ from typer.testing import CliRunner
 
 from ticketing.cli import app as cli_app
 
-pytestmark = pytest.mark.asyncio
 
 
 async def test_create_user_normalises_and_refuses_duplicates(client, actors):

@@ -15,7 +15,6 @@ from ticketing.users.models import Role
 
 from .conftest import ADMIN_EMAIL, SECRET, create_user, drain, latest_code, sign_in
 
-pytestmark = pytest.mark.asyncio
 
 
 async def test_sign_in_with_emailed_code(client, runtime, smtp):

@@ -15,7 +15,6 @@ from ticketing.jobs.worker import JobContext, Worker
 
 from .conftest import drain
 
-pytestmark = pytest.mark.asyncio
 
 
 async def _enqueue(db: Database, kind: str, n: int = 1, **kw) -> list[str]:

@@ -183,6 +183,26 @@ _BUG_CUES: dict[str, float] = {
     "report a bug": 2.0,
     "i expect": 1.0,
     "not found": 1.0,
+    "exhausted": 1.5,
+    "timeout": 1.0,
+    "timeouts": 1.5,
+    "timed out": 1.5,
+    "outage": 3.0,
+    "is down": 2.5,
+    "went down": 2.5,
+    "502": 1.5,
+    "503": 1.5,
+    "not loading": 2.0,
+    "vulnerability": 2.5,
+    "security issue": 2.5,
+    "xss": 2.5,
+    "exploit": 2.0,
+    "injection": 1.5,
+    "data loss": 2.5,
+    "charged twice": 1.5,
+    "flickers": 1.5,
+    "flickering": 1.5,
+    "gets stuck": 2.0,
 }
 
 _FEATURE_CUES: dict[str, float] = {
@@ -476,6 +496,10 @@ _HIGH_CUES: tuple[str, ...] = (
     "payments failed",
     "cannot pay",
     "can't pay",
+    "charged twice",
+    "double charged",
+    "double charge",
+    "overcharged",
     "can't log in",
     "cannot log in",
     "can't login",
@@ -693,6 +717,7 @@ _EXTENSION_HINTS: dict[str, str] = {
     "cc": "c++",
     "hpp": "c++",
     "java": "java",
+    "go": "golang",
     "rs": "rust",
     "php": "php",
     "rb": "ruby",
@@ -701,17 +726,18 @@ _EXTENSION_HINTS: dict[str, str] = {
     "html": "html",
 }
 
-# Aliases too ambiguous as plain English to match in lower case ("go to settings").
-_CASE_SENSITIVE_ALIASES: dict[str, str] = {"go": "Go", "node": "Node", "c": "C", "r": "R"}
+# Aliases too ambiguous as plain English to match in lower case ("node" of a tree), and ones
+# not to match in free text at all ("Go to settings"): those skills match by other spellings.
+_CASE_SENSITIVE_ALIASES: dict[str, str] = {"node": "Node", "c": "C", "r": "R"}
+_NOT_IN_TEXT: frozenset[str] = frozenset({"go"})
 
 _TITLE_WEIGHT = 2.5
 _HEADING_WEIGHT = 0.5
 _MAX_BODY_CHARS = 6000  # cues sit near the top; long logs only cost time
-_MAX_NGRAM = 5
 _TYPE_THRESHOLD = 1.0  # below this nothing was really detected
 _TECHNICAL_MARGIN = 1.0
 _MIN_WORDS = 4  # fewer words than this and no cue: "other"
-_TYPE_PRIOR: dict[TicketType, float] = {TicketType.support: 0.0}  # technical must beat the best other type by this much
+_TYPE_PRIOR: dict[TicketType, float] = {TicketType.support: 0.5}  # technical must beat the best other type by this much
 
 # Invisible or machine-written parts of a report: template instructions in HTML comments,
 # collapsed <details> (system info dumps), and links (their words are paths, not prose).
@@ -751,6 +777,14 @@ _FIX_START = re.compile(r"^\W*(fix|fixes|fixed)\b", re.I)
 _TITLE_NEGATION = re.compile(
     r"\b(does ?not|doesn't|do ?not|don't|did ?not|didn't|is ?not|isn't|are ?not|aren't|"
     r"was ?not|wasn't|not|cannot|can't|won't|lacks?|fails?|failed|failing|broken|never)\b",
+    re.I,
+)
+# Text aimed at an AI triager rather than at people. Only reported in the notes (the rules have
+# nothing to obey); the check is a fixed pattern of our own, not built from the ticket.
+_INJECTION = re.compile(
+    r"\b(?:ignore|disregard|forget)\s+(?:all\s+|any\s+)?(?:the\s+|your\s+)?"
+    r"(?:previous|prior|above|earlier)\s+(?:instructions|prompts?|rules|messages)"
+    r"|\bsystem\s+prompt\b|\byou\s+are\s+now\b|\bassign\s+(?:this|it|the\s+ticket)\s+to\b",
     re.I,
 )
 _NEGATIONS = frozenset({"no", "not", "without", "never", "non", "isn't", "wasn't", "nothing"})
@@ -794,12 +828,16 @@ def _build_cue_index() -> tuple[dict[str, list[_Hit]], frozenset[str]]:
     for skill, phrases in _SKILL_HINTS.items():
         for phrase in phrases:
             add("skill", phrase, skill, 1.0)
-    # Multi-word lookups only start where a multi-word cue could start (keeps the scan cheap).
-    starts = frozenset(key.split(" ", 1)[0] for key in index if " " in key)
-    return index, starts
+    # Every proper prefix of a multi-word cue: the scan extends a phrase only while it is one.
+    prefixes = {
+        " ".join(words[:n])
+        for words in (key.split(" ") for key in index)
+        for n in range(1, len(words))
+    }
+    return index, frozenset(prefixes)
 
 
-_CUE_INDEX, _MULTI_STARTS = _build_cue_index()
+_CUE_INDEX, _CUE_PREFIXES = _build_cue_index()
 
 
 def _scan(tokens: list[str]) -> list[tuple[_Hit, bool]]:
@@ -807,15 +845,17 @@ def _scan(tokens: list[str]) -> list[tuple[_Hit, bool]]:
     found: list[tuple[_Hit, bool]] = []
     count = len(tokens)
     for i, token in enumerate(tokens):
-        keys = [token]
-        if token in _MULTI_STARTS:
-            for n in range(2, min(_MAX_NGRAM, count - i) + 1):
-                keys.append(" ".join(tokens[i : i + n]))
-        for key in keys:
+        key = token
+        j = i + 1
+        while True:
             hits = _CUE_INDEX.get(key)
             if hits:
                 negated = any(t in _NEGATIONS for t in tokens[max(0, i - 2) : i])
                 found.extend((hit, negated) for hit in hits)
+            if j >= count or key not in _CUE_PREFIXES:
+                break
+            key = f"{key} {tokens[j]}"
+            j += 1
     return found
 
 
@@ -866,10 +906,13 @@ def _skill_matcher(known: tuple[str, ...]) -> _SkillMatcher:
     by_alias: dict[str, str] = {}
     for canonical, spelling in by_canonical.items():
         for variant in (spelling, canonical, *groups.get(canonical, ())):
-            by_alias.setdefault(normalise_skill(variant), spelling)
+            if normalise_skill(variant) not in _NOT_IN_TEXT:
+                by_alias.setdefault(normalise_skill(variant), spelling)
     if not by_alias:
         return _SkillMatcher(None, by_alias, by_canonical)
-    pattern = re.compile(rf"(?<![\w+#.])(?:{_trie_pattern(by_alias)})(?![\w+#]|\.\w)", re.I)
+    # An optional plural "s" ("emails", "builds"), resolved back to the alias when matched.
+    trie = _trie_pattern(by_alias)
+    pattern = re.compile(rf"(?<![\w+#.])(?:{trie})s?(?![\w+#]|\.\w)", re.I)
     return _SkillMatcher(pattern, by_alias, by_canonical)
 
 
@@ -886,6 +929,7 @@ class _Signals:
     skill_scores: dict[str, float] = field(default_factory=dict)
     skill_first: dict[str, int] = field(default_factory=dict)
     words: int = 0
+    injection: bool = False
 
 
 def _split_body(description: str) -> tuple[str, str, str]:
@@ -955,6 +999,8 @@ def _collect(
             for match in matcher.pattern.finditer(text):
                 found = match.group(0)
                 alias = normalise_skill(found)
+                if alias not in matcher.by_alias and alias.endswith("s"):
+                    found, alias = found[:-1], alias[:-1]
                 required_form = _CASE_SENSITIVE_ALIASES.get(alias)
                 if required_form is not None and found != required_form:
                     continue
@@ -969,6 +1015,7 @@ def _collect(
                 note_skill(skill, 0.5 * weight)
 
     _structural_cues(signals, title, prose, code)
+    signals.injection = bool(_INJECTION.search(title) or _INJECTION.search(prose))
     return signals
 
 
@@ -1008,7 +1055,7 @@ def _structural_cues(signals: _Signals, title: str, prose: str, code: str) -> No
         elif me >= 0.03:
             _add_type(signals, TicketType.support.value, 1.5, "written about the reporter's own setup")
         if sum(1 for t in tokens if t in _WE_WORDS) / len(tokens) >= 0.01:
-            _add_type(signals, TicketType.feature.value, 1.0, "written as a team plan")
+            _add_type(signals, TicketType.feature.value, 0.5, "written as a team plan")
     questions = prose.count("?")
     if questions:
         _add_type(signals, TicketType.support.value, 0.5 * min(questions, 4), "asks questions")
@@ -1068,27 +1115,42 @@ _ASK_FOR: dict[TicketType, str] = {
     TicketType.other: "a clearer description of what they need",
 }
 _TYPE_LABEL: dict[TicketType, str] = {
-    TicketType.bug: "a bug",
-    TicketType.feature: "a feature request",
-    TicketType.support: "a support question",
-    TicketType.technical: "technical/infrastructure work",
-    TicketType.other: "unclear (no strong cues)",
+    TicketType.bug: "Looks like a bug",
+    TicketType.feature: "Looks like a feature request",
+    TicketType.support: "Looks like a support question",
+    TicketType.technical: "Looks like technical/infrastructure work",
+    TicketType.other: "Type unclear",
 }
+
+
+def _shown_cues(cues: list[str], limit: int = 4) -> list[str]:
+    """The first few cues, leaving out ones inside a longer cue ("to reproduce")."""
+    shown = [c for c in cues if not any(c != o and f" {c} " in f" {o} " for o in cues)]
+    return shown[:limit]
 
 
 def _notes(
     signals: _Signals, ticket_type: TicketType, priority: Priority, why: str, skills: list[str]
 ) -> str:
-    parts = []
-    cues = signals.type_cues.get(ticket_type.value, [])[:4]
-    detail = f" ({', '.join(cues)})" if cues else ""
-    parts.append(f"Looks like {_TYPE_LABEL[ticket_type]}{detail}.")
+    cues = _shown_cues(signals.type_cues.get(ticket_type.value, []))
+    if cues:
+        detail = f" ({', '.join(cues)})"
+    elif ticket_type is TicketType.other:
+        detail = " (too little text to go on)"
+    else:
+        detail = " (weak signals only)"
+    parts = [f"{_TYPE_LABEL[ticket_type]}{detail}."]
     if skills:
         parts.append(f"Matched skills: {', '.join(skills)}.")
     else:
         parts.append("No known skill matched.")
     parts.append(f"{priority.value.capitalize()}{': ' + why if why else ''}.")
     parts.append(f"Ask for: {_ASK_FOR[ticket_type]}.")
+    if signals.injection:
+        parts.append(
+            "Note: the text contains instructions addressed to an automated triager; "
+            "they were treated as plain text."
+        )
     return " ".join(parts)[:MAX_NOTES_CHARS]
 
 
