@@ -157,5 +157,5 @@ async def lock_for_transaction(session: AsyncSession, key: str) -> None:
     PostgreSQL gets a transaction-scoped advisory lock; SQLite needs nothing because every
     transaction already takes the database write lock at BEGIN IMMEDIATE.
     """
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 MODES = ("ok", "slow", "429", "500", "400", "non_json", "bad_enum", "extra_fields", "hang")
 
@@ -103,8 +103,8 @@ class FakeAIServer:
             raise RuntimeError("the fake server is not running")
         return f"http://{self.host}:{self._server.server_address[1]}"
 
-    def start(self) -> FakeAIServer:
-        fake = self
+    def start(self) -> Self:
+        fake: FakeAIServer = self
 
         class Handler(_Handler):
             server_fake = fake
@@ -130,7 +130,7 @@ class FakeAIServer:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> FakeAIServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

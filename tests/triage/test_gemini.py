@@ -202,9 +202,7 @@ async def test_429_honours_gemini_retry_info_in_the_body(
     assert fake.requests[1].at - fake.requests[0].at >= 0.9
 
 
-async def test_a_long_retry_after_is_capped(
-    fake: FakeGemini, make_provider: MakeProvider
-) -> None:
+async def test_a_long_retry_after_is_capped(fake: FakeGemini, make_provider: MakeProvider) -> None:
     fake.retry_after = 3600
     fake.script(["429", "ok"])
     await analyze(make_provider(max_retry_after=0.2))
@@ -214,7 +212,7 @@ async def test_a_long_retry_after_is_capped(
 
 async def test_persistent_429_gives_up(fake: FakeGemini, make_provider: MakeProvider) -> None:
     fake.mode, fake.retry_after = "429", 0.05
-    with pytest.raises(TriageError, match="^HTTP 429 after 3 attempts$"):
+    with pytest.raises(TriageError, match=r"^HTTP 429 after 3 attempts$"):
         await analyze(make_provider())
     assert len(fake.requests) == 3
 
@@ -232,7 +230,7 @@ async def test_persistent_500_is_tried_exactly_retries_plus_one_times(
 ) -> None:
     # Exactly N+1 requests also proves the SDK's own retries are not stacked on ours.
     fake.mode = "500"
-    with pytest.raises(TriageError, match="^HTTP 500 after"):
+    with pytest.raises(TriageError, match=r"^HTTP 500 after"):
         await analyze(make_provider(ai_max_retries=retries))
     assert len(fake.requests) == retries + 1
 
@@ -251,7 +249,7 @@ async def test_backoff_grows_between_attempts(
 
 async def test_other_4xx_is_not_retried(fake: FakeGemini, make_provider: MakeProvider) -> None:
     fake.mode = "400"
-    with pytest.raises(TriageError, match="^HTTP 400: Request contains an invalid argument"):
+    with pytest.raises(TriageError, match=r"^HTTP 400: Request contains an invalid argument"):
         await analyze(make_provider())
     assert len(fake.requests) == 1
 
@@ -260,7 +258,7 @@ async def test_rejected_api_key_is_not_retried_nor_echoed(
     fake: FakeGemini, make_provider: MakeProvider
 ) -> None:
     fake.expected_api_key = "the-right-key"
-    with pytest.raises(TriageError, match="^HTTP 401") as info:
+    with pytest.raises(TriageError, match=r"^HTTP 401") as info:
         await analyze(make_provider(gemini_api_key="wrong-secret-key"))
     assert "wrong-secret-key" not in str(info.value)
     assert len(fake.requests) == 1
@@ -268,7 +266,7 @@ async def test_rejected_api_key_is_not_retried_nor_echoed(
 
 async def test_non_json_answer_is_an_error(fake: FakeGemini, make_provider: MakeProvider) -> None:
     fake.mode = "non_json"
-    with pytest.raises(TriageError, match="^invalid answer: answer is not JSON"):
+    with pytest.raises(TriageError, match=r"^invalid answer: answer is not JSON"):
         await analyze(make_provider())
     assert len(fake.requests) == 1  # temperature 0: asking again would get the same
 
@@ -277,14 +275,14 @@ async def test_out_of_enum_answer_is_an_error(
     fake: FakeGemini, make_provider: MakeProvider
 ) -> None:
     fake.mode = "bad_enum"
-    with pytest.raises(TriageError, match="^invalid answer: priority 'critical' is not one of"):
+    with pytest.raises(TriageError, match=r"^invalid answer: priority 'critical' is not one of"):
         await analyze(make_provider())
 
 
 async def test_missing_api_key_fails_without_network(
     fake: FakeGemini, make_provider: MakeProvider
 ) -> None:
-    with pytest.raises(TriageError, match="^GEMINI_API_KEY is not set$"):
+    with pytest.raises(TriageError, match=r"^GEMINI_API_KEY is not set$"):
         await analyze(make_provider(gemini_api_key=None))
     assert fake.requests == []
 

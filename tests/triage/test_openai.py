@@ -130,9 +130,7 @@ async def test_slow_answers_time_out_then_fail(
     assert len(fake.requests) == 2
 
 
-async def test_429_with_retry_after_then_ok(
-    fake: FakeOpenAI, make_provider: MakeProvider
-) -> None:
+async def test_429_with_retry_after_then_ok(fake: FakeOpenAI, make_provider: MakeProvider) -> None:
     fake.retry_after = 1
     fake.script(["429", "ok"])
     assert (await analyze(make_provider())).priority is Priority.high
@@ -151,21 +149,21 @@ async def test_persistent_500_fails_after_retries_plus_one(
     fake: FakeOpenAI, make_provider: MakeProvider, retries: int
 ) -> None:
     fake.mode = "500"
-    with pytest.raises(TriageError, match="^HTTP 500"):
+    with pytest.raises(TriageError, match=r"^HTTP 500"):
         await analyze(make_provider(ai_max_retries=retries))
     assert len(fake.requests) == retries + 1
 
 
 async def test_400_is_not_retried(fake: FakeOpenAI, make_provider: MakeProvider) -> None:
     fake.mode = "400"
-    with pytest.raises(TriageError, match="^HTTP 400"):
+    with pytest.raises(TriageError, match=r"^HTTP 400"):
         await analyze(make_provider())
     assert len(fake.requests) == 1
 
 
 async def test_non_json_answer_is_an_error(fake: FakeOpenAI, make_provider: MakeProvider) -> None:
     fake.mode = "non_json"
-    with pytest.raises(TriageError, match="^invalid answer: answer is not JSON"):
+    with pytest.raises(TriageError, match=r"^invalid answer: answer is not JSON"):
         await analyze(make_provider())
 
 
@@ -173,14 +171,14 @@ async def test_out_of_enum_answer_is_an_error(
     fake: FakeOpenAI, make_provider: MakeProvider
 ) -> None:
     fake.mode = "bad_enum"
-    with pytest.raises(TriageError, match="^invalid answer: priority 'critical'"):
+    with pytest.raises(TriageError, match=r"^invalid answer: priority 'critical'"):
         await analyze(make_provider())
 
 
 async def test_missing_model_fails_without_network(
     fake: FakeOpenAI, make_provider: MakeProvider
 ) -> None:
-    with pytest.raises(TriageError, match="^OPENAI_MODEL is not set$"):
+    with pytest.raises(TriageError, match=r"^OPENAI_MODEL is not set$"):
         await analyze(make_provider(openai_model=None))
     assert fake.requests == []
 
@@ -188,6 +186,6 @@ async def test_missing_model_fails_without_network(
 async def test_missing_base_url_fails_without_network(
     fake: FakeOpenAI, make_provider: MakeProvider
 ) -> None:
-    with pytest.raises(TriageError, match="^OPENAI_BASE_URL is not set$"):
+    with pytest.raises(TriageError, match=r"^OPENAI_BASE_URL is not set$"):
         await analyze(make_provider(openai_base_url=None))
     assert fake.requests == []

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Response, status
 
 from ticketing.auth import service
@@ -9,7 +11,9 @@ from ticketing.users.schemas import UserOut
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
-RATE_LIMITED = {429: {"description": "Too many codes requested (see Retry-After)"}}
+RATE_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {"description": "Too many codes requested (see Retry-After)"}
+}
 
 
 @router.post(

@@ -67,7 +67,7 @@ async def has_pending(session: AsyncSession, key: str) -> bool:
 def backoff_seconds(attempts: int) -> float:
     """Exponential backoff with jitter: ~2 s, 4 s, 8 s, ... capped at 15 minutes."""
     delay = min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1))
-    return delay * random.uniform(0.8, 1.2)
+    return float(delay * random.uniform(0.8, 1.2))
 
 
 def _claimable(now: datetime) -> Any:

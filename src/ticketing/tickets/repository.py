@@ -87,7 +87,7 @@ async def open_loads(
     )
     if exclude_ticket_id is not None:
         stmt = stmt.where(Ticket.id != exclude_ticket_id)
-    return {row[0]: int(row[1]) for row in (await session.execute(stmt)).all()}
+    return {str(row[0]): int(row[1]) for row in (await session.execute(stmt)).all()}
 
 
 async def count_created_since(session: AsyncSession, user_id: str, since: datetime) -> int:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 
@@ -27,7 +27,9 @@ admin_router = APIRouter(prefix="/admin", tags=["admin"])
 Limit = Annotated[int, Query(ge=1, le=100)]
 Cursor = Annotated[str | None, Query(max_length=500)]
 Id = Annotated[str | None, Query(max_length=36)]
-NOT_FOUND = {404: {"description": "No such ticket, or not yours to see"}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such ticket, or not yours to see"}
+}
 
 
 def ticket_out(ticket: Ticket, viewer: User) -> TicketOut:

@@ -168,7 +168,7 @@ class GeminiProvider:
         if self._api_key:
             http_options = types.HttpOptions(
                 timeout=max(1, int(self.timeout * 1000)),  # the SDK wants milliseconds
-                retry_options=types.HttpRetryOptions(attempts=3, initial_delay=0.01),
+                retry_options=types.HttpRetryOptions(attempts=1),
             )
             if settings.gemini_base_url:
                 http_options.base_url = settings.gemini_base_url

@@ -735,9 +735,11 @@ _TITLE_WEIGHT = 2.5
 _HEADING_WEIGHT = 0.5
 _MAX_BODY_CHARS = 6000  # cues sit near the top; long logs only cost time
 _TYPE_THRESHOLD = 1.0  # below this nothing was really detected
-_TECHNICAL_MARGIN = 1.0
+_TECHNICAL_MARGIN = 1.0  # technical must beat the best other type by this much
 _MIN_WORDS = 4  # fewer words than this and no cue: "other"
-_TYPE_PRIOR: dict[TicketType, float] = {TicketType.support: 0.5}  # technical must beat the best other type by this much
+# A small lean towards "support": in a helpdesk, a ticket that reads half like a bug report and
+# half like a question is usually someone who needs help first.
+_TYPE_PRIOR: dict[TicketType, float] = {TicketType.support: 0.5}
 
 # Invisible or machine-written parts of a report: template instructions in HTML comments,
 # collapsed <details> (system info dumps), and links (their words are paths, not prose).
@@ -763,6 +765,7 @@ _WH_START = re.compile(r"^\W*(how|why|what|where|when|which|who)\b", re.I)
 _AUX_START = re.compile(r"^\W*(is|are|can|could|does|do|did|should|will|would|has|have)\b", re.I)
 _FIRST_PERSON = re.compile(r"\b(i|i'm|im|my|me|i've)\b", re.I)
 _FIRST_PERSON_WORDS = frozenset({"i", "i'm", "im", "my", "me", "i've", "i'd", "myself"})
+_OWN_SETUP = "written about the reporter's own setup"
 _WE_WORDS = frozenset({"we", "we're", "we'd", "our", "us"})
 # Titles phrased as an instruction ("Add dark mode", "Make export faster") ask for a change.
 _IMPERATIVE_START = re.compile(
@@ -962,9 +965,7 @@ def _add_type(signals: _Signals, kind: str, weight: float, cue: str) -> None:
         cues.append(cue)
 
 
-def _collect(
-    title: str, prose: str, headings: str, code: str, matcher: _SkillMatcher
-) -> _Signals:
+def _collect(title: str, prose: str, headings: str, code: str, matcher: _SkillMatcher) -> _Signals:
     signals = _Signals()
     order = 0
 
@@ -1038,7 +1039,7 @@ def _structural_cues(signals: _Signals, title: str, prose: str, code: str) -> No
     elif _AUX_START.match(stripped) and "?" in stripped:
         _add_type(signals, TicketType.support.value, 1.0, "question in title")
     if _FIRST_PERSON.search(stripped):
-        _add_type(signals, TicketType.support.value, 1.5, "written about the reporter's own setup")
+        _add_type(signals, TicketType.support.value, 1.5, _OWN_SETUP)
     if _IMPERATIVE_START.match(stripped):
         _add_type(signals, TicketType.feature.value, 2.5, "title asks for a change")
     elif _FIX_START.match(stripped):
@@ -1050,10 +1051,9 @@ def _structural_cues(signals: _Signals, title: str, prose: str, code: str) -> No
     tokens = _tokens(stripped + " " + prose)
     if tokens:
         me = sum(1 for t in tokens if t in _FIRST_PERSON_WORDS) / len(tokens)
-        if me >= 0.05:
-            _add_type(signals, TicketType.support.value, 2.5, "written about the reporter's own setup")
-        elif me >= 0.03:
-            _add_type(signals, TicketType.support.value, 1.5, "written about the reporter's own setup")
+        if me >= 0.03:
+            weight = 2.5 if me >= 0.05 else 1.5
+            _add_type(signals, TicketType.support.value, weight, _OWN_SETUP)
         if sum(1 for t in tokens if t in _WE_WORDS) / len(tokens) >= 0.01:
             _add_type(signals, TicketType.feature.value, 0.5, "written as a team plan")
     questions = prose.count("?")
@@ -1069,7 +1069,7 @@ def _has_trace(text: str) -> bool:
         return True
     if " at " in text and _JS_JAVA_FRAME.search(text):
         return True
-    if "File \"" in text and _PY_FRAME.search(text):
+    if 'File "' in text and _PY_FRAME.search(text):
         return True
     return ("Error: " in text or "Exception: " in text) and _ERROR_LINE.search(text) is not None
 

@@ -1,0 +1,127 @@
+"""Cross-cutting behaviour: errors, limits, health, request ids, start-up configuration."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from ticketing.config import load_settings
+from ticketing.errors import ConfigurationError
+
+
+async def test_health_and_readiness(client):
+    assert (await client.get("/health")).json() == {"status": "ok"}
+    r = await client.get("/health/ready")
+    assert r.status_code == 200 and r.json()["database"] == "ok"
+
+
+async def test_readiness_is_503_when_the_database_is_gone(client, runtime):
+    from ticketing.db import Database
+
+    healthy = runtime.db
+    # Nothing listens on port 9: connections are refused, as when PostgreSQL is down.
+    runtime.db = Database("postgresql+asyncpg://postgres@127.0.0.1:9/none")
+    try:
+        r = await client.get("/health/ready")
+        assert r.status_code == 503
+        assert (await client.get("/health")).status_code == 200
+        r = await client.get("/tickets", headers={"Authorization": "Bearer x.y.z"})
+        assert r.status_code in (401, 503)
+    finally:
+        await runtime.db.dispose()
+        runtime.db = healthy
+    assert (await client.get("/health/ready")).status_code == 200
+
+
+async def test_bodies_over_one_mebibyte_are_413(client, actors):
+    big = json.dumps({"title": "x", "description": "y" * (1024 * 1024 + 10)})
+    r = await client.post("/tickets/create", content=big, headers=actors["alice"] | {
+        "Content-Type": "application/json"})
+    assert r.status_code == 413
+    assert "too large" in r.json()["detail"]
+
+    async def chunks():
+        for _ in range(20):
+            yield b"x" * 65536
+
+    # No Content-Length (chunked): counted while reading.
+    r = await client.post("/auth/request-otp", content=chunks(),
+                          headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
+
+
+async def test_unknown_fields_are_422(client, actors):
+    r = await client.post("/auth/request-otp", json={"email": "a@example.com", "role": "admin"})
+    assert r.status_code == 422
+    r = await client.post("/tickets/create", json={"title": "t", "description": "d", "x": 1},
+                          headers=actors["alice"])
+    assert r.status_code == 422
+
+
+async def test_request_id_is_echoed_and_logged(client, caplog):
+    caplog.set_level(logging.INFO, logger="ticketing.access")
+    r = await client.get("/health", headers={"X-Request-ID": "abc-123"})
+    assert r.headers["X-Request-ID"] == "abc-123"
+    r = await client.get("/health", headers={"X-Request-ID": "bad id\n<script>"})
+    generated = r.headers["X-Request-ID"]
+    assert generated != "bad id\n<script>" and len(generated) == 32
+    assert any("/health" in rec.getMessage() for rec in caplog.records)
+
+
+async def test_security_headers(client):
+    r = await client.get("/health")
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert "script-src 'self'" in r.headers["Content-Security-Policy"]
+    assert "unsafe-inline" not in r.headers["Content-Security-Policy"].split("script-src")[1].split(";")[0]
+
+
+async def test_cors_is_closed_by_default(client):
+    r = await client.options("/tickets", headers={"Origin": "https://evil.example.com",
+                                                  "Access-Control-Request-Method": "GET"})
+    assert "access-control-allow-origin" not in r.headers
+
+
+def test_secret_key_is_required_unless_debug(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    with pytest.raises(ConfigurationError, match="SECRET_KEY is not set"):
+        load_settings()
+    settings = load_settings(debug=True)
+    assert settings.secret_key and len(settings.secret_key) >= 32
+    with pytest.raises(ConfigurationError, match="at least 32 bytes"):
+        load_settings(secret_key="short")
+    with pytest.raises(ConfigurationError, match="ALGORITHM"):
+        load_settings(secret_key="k" * 40, algorithm="RS256")
+
+
+def test_mongodb_url_without_database_url_stops_start_up(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("SECRET_KEY", "k" * 40)
+    monkeypatch.setenv("MONGODB_URL", "mongodb+srv://cluster.example.com/db")
+    with pytest.raises(ConfigurationError, match="DATABASE_URL") as info:
+        load_settings()
+    assert "SQL" in str(info.value)
+    monkeypatch.setenv("DATABASE_URL", "sqlite+aiosqlite:///./x.db")
+    assert load_settings().database_url == "sqlite+aiosqlite:///./x.db"
+
+
+def test_cli_reports_configuration_errors(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from ticketing.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    monkeypatch.delenv("DEBUG", raising=False)
+    result = CliRunner().invoke(app, ["users", "list"])
+    assert result.exit_code == 2
+    assert "SECRET_KEY" in result.output
+
+
+def test_database_url_forms_are_normalised(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    s = load_settings(secret_key="k" * 40, database_url="postgres://u:p@db:5432/app")
+    assert s.database_url == "postgresql+asyncpg://u:p@db:5432/app"
