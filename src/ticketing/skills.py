@@ -39,6 +39,11 @@ ALIAS_GROUPS: tuple[tuple[str, ...], ...] = (
     ("frontend", "front-end", "front end"),
     ("backend", "back-end", "back end"),
     ("machine learning", "ml"),
+    ("macos", "mac os", "osx", "os x"),
+    ("documentation", "docs"),
+    ("installation", "install", "installer"),
+    ("accessibility", "a11y"),
+    ("performance", "perf"),
 )
 
 _CANONICAL: dict[str, str] = {

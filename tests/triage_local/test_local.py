@@ -66,9 +66,6 @@ def test_strong_cues_imply_a_known_skill() -> None:
         "billing"
     ]
     # The cue only helps when somebody has the skill.
-    assert analyze("Refund please", "charged twice on my invoice", known=["python"]) == analyze(
-        "Refund please", "charged twice on my invoice", known=["python"]
-    )
     assert analyze("Refund", "invoice", known=["python"]).required_skills == []
 
 
@@ -93,7 +90,11 @@ def test_title_matches_come_first_and_the_list_is_capped() -> None:
             '  File "export.py", line 3, in run\nValueError: bad page',
             TicketType.bug,
         ),
-        ("Checkout button is broken", "Clicking it throws an error since the update.", TicketType.bug),
+        (
+            "Checkout button is broken",
+            "Clicking it throws an error since the update.",
+            TicketType.bug,
+        ),
         (
             "Feature request: dark mode",
             "It would be great to have an option to switch to a dark theme.",
@@ -197,7 +198,12 @@ def test_prompt_injection_stays_inside_the_schema() -> None:
     # The notes are built from our own vocabulary: the ticket's text is not echoed back.
     assert "Ignore previous instructions" not in result.helpful_notes
     assert "automated triager" in result.helpful_notes
-    assert set(result.model_dump()) == {"required_skills", "priority", "ticket_type", "helpful_notes"}
+    assert set(result.model_dump()) == {
+        "required_skills",
+        "priority",
+        "ticket_type",
+        "helpful_notes",
+    }
 
 
 def test_deterministic() -> None:
