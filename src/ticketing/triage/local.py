@@ -756,10 +756,13 @@ _JS_JAVA_FRAME = re.compile(r"^[ \t]+at [\w$.<>]+ ?\(.*:\d+(?::\d+)?\)", re.M)
 _PY_FRAME = re.compile(r"^[ \t]*File \"[^\"\n]+\", line \d+", re.M)
 _ERROR_LINE = re.compile(r"\b\w+(?:Error|Exception): ")  # TypeError: ..., NullPointerException: ...
 _EXTENSION = re.compile(r"\w\.(" + "|".join(_EXTENSION_HINTS) + r")\b")
+# Issue-tracker conventions: "[Bug] ...", "[DevTools Bug]: ...", "Feature request: ...".
+_TAG_WORDS = (
+    r"bug|bug report|regression|crash|feature|feature request|feature idea|enhancement|proposal|"
+    r"rfc|suggestion|idea|improvement|question|help|support|how to"
+)
 _TITLE_TAG = re.compile(
-    r"^\W*(bug|bug report|regression|crash|feature|feature request|enhancement|proposal|rfc|"
-    r"suggestion|idea|improvement|question|help|support|how to|docs?|documentation)\b\W",
-    re.I,
+    rf"^\W*?(?:\[[^\]]*?\b({_TAG_WORDS})\b[^\]]*\]|({_TAG_WORDS})\b[^:\n]{{0,20}}:)", re.I
 )
 _WH_START = re.compile(r"^\W*(how|why|what|where|when|which|who)\b", re.I)
 _AUX_START = re.compile(r"^\W*(is|are|can|could|does|do|did|should|will|would|has|have)\b", re.I)
@@ -795,7 +798,7 @@ _NEGATIONS = frozenset({"no", "not", "without", "never", "non", "isn't", "wasn't
 
 @dataclass(frozen=True)
 class _Hit:
-    kind: str  # "bug", "feature", "support", "technical", "urgent", "high", "low", "skill"
+    kind: str  # a ticket type, "urgent" / "high" / "low", "scope" (everyone) or "skill"
     key: str  # the cue phrase, or the canonical skill for "skill"
     weight: float
 
@@ -931,6 +934,7 @@ class _Signals:
     scope_all: bool = False
     skill_scores: dict[str, float] = field(default_factory=dict)
     skill_first: dict[str, int] = field(default_factory=dict)
+    title_skills: set[str] = field(default_factory=set)
     words: int = 0
     injection: bool = False
 
@@ -971,6 +975,8 @@ def _collect(title: str, prose: str, headings: str, code: str, matcher: _SkillMa
 
     def note_skill(skill: str, weight: float) -> None:
         nonlocal order
+        if weight >= _TITLE_WEIGHT * 0.5:  # only title hits weigh this much
+            signals.title_skills.add(skill)
         signals.skill_scores[skill] = signals.skill_scores.get(skill, 0.0) + weight
         if skill not in signals.skill_first:
             signals.skill_first[skill] = order
@@ -1023,14 +1029,14 @@ def _collect(title: str, prose: str, headings: str, code: str, matcher: _SkillMa
 def _structural_cues(signals: _Signals, title: str, prose: str, code: str) -> None:
     """Cues that are about shape rather than words: question titles, stack traces, tags."""
     stripped = title.strip()
-    tag = _TITLE_TAG.match(stripped + " ")
+    tag = _TITLE_TAG.match(stripped)
     if tag:
-        word = tag.group(1).lower()
+        word = (tag.group(1) or tag.group(2)).lower()
         if word in ("bug", "bug report", "regression", "crash"):
             _add_type(signals, TicketType.bug.value, 3.0, "tagged as a bug")
         elif word in ("question", "help", "support", "how to"):
             _add_type(signals, TicketType.support.value, 3.0, "tagged as a question")
-        elif word not in ("doc", "docs", "documentation"):
+        else:
             _add_type(signals, TicketType.feature.value, 3.0, "tagged as a request")
     if stripped.endswith("?"):
         _add_type(signals, TicketType.support.value, 2.0, "question in title")
@@ -1076,9 +1082,8 @@ def _has_trace(text: str) -> bool:
 
 def _decide_type(signals: _Signals) -> TicketType:
     scores = signals.type_scores
-    technical = scores.pop(TicketType.technical.value, 0.0)
-    best_other = max(scores.values(), default=0.0)
-    scores[TicketType.technical.value] = technical
+    technical = scores.get(TicketType.technical.value, 0.0)
+    best_other = max((v for k, v in scores.items() if k != TicketType.technical.value), default=0.0)
     # Technical (infrastructure) work is claimed only on clear evidence; otherwise a bug,
     # feature or question reading of the same words is more useful to the moderator.
     distinct = len(signals.type_cues.get(TicketType.technical.value, ()))
@@ -1181,8 +1186,13 @@ class LocalAnalyzer:
 
 
 def _rank_skills(signals: _Signals) -> list[str]:
-    ranked: Iterable[str] = sorted(
+    """Skills named in the title first, then by evidence, then by first appearance."""
+    ranked = sorted(
         signals.skill_scores,
-        key=lambda s: (-signals.skill_scores[s], signals.skill_first[s]),
+        key=lambda s: (
+            s not in signals.title_skills,
+            -signals.skill_scores[s],
+            signals.skill_first[s],
+        ),
     )
-    return list(ranked)[:MAX_SKILLS]
+    return ranked[:MAX_SKILLS]
