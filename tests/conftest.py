@@ -24,7 +24,9 @@ from ticketing.users.models import Role, User
 
 from .smtp_server import SMTP_PASSWORD, SMTP_USER, SmtpTestServer
 
-PG_ADMIN_DSN = os.environ.get("TEST_POSTGRES_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_DSN = os.environ.get(
+    "TEST_POSTGRES_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 PG_TEST_DB = os.environ.get("TEST_POSTGRES_DB", "ticketing_test")
 REQUIRE_POSTGRES = os.environ.get("REQUIRE_POSTGRES") == "1"
 SECRET = "test-secret-key-that-is-long-enough-0123456789"
@@ -71,8 +73,15 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-TABLES = ["ticket_events", "ticket_comments", "tickets", "jobs", "login_codes",
-          "revoked_tokens", "users"]
+TABLES = [
+    "ticket_events",
+    "ticket_comments",
+    "tickets",
+    "jobs",
+    "login_codes",
+    "revoked_tokens",
+    "users",
+]
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -143,7 +152,9 @@ def settings_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
-def settings(database_url: str, smtp: SmtpTestServer, settings_overrides: dict[str, Any]) -> Settings:
+def settings(
+    database_url: str, smtp: SmtpTestServer, settings_overrides: dict[str, Any]
+) -> Settings:
     return make_settings(database_url, smtp.port, **settings_overrides)
 
 
@@ -194,7 +205,10 @@ async def sign_in(
 
 
 async def create_user(
-    runtime: Runtime, email: str, role: Role = Role.user, skills: list[str] | None = None,
+    runtime: Runtime,
+    email: str,
+    role: Role = Role.user,
+    skills: list[str] | None = None,
     name: str | None = None,
 ) -> User:
     async with runtime.db.transaction() as session:

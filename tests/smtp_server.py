@@ -61,7 +61,9 @@ class RecordingHandler:
         return "250 Message accepted"
 
 
-def _authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+def _authenticate(
+    server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+) -> AuthResult:
     if isinstance(data, LoginPassword) and (
         data.login.decode() == SMTP_USER and data.password.decode() == SMTP_PASSWORD
     ):
@@ -114,4 +116,6 @@ class SmtpTestServer:
             if len(found) >= count:
                 return found
             time.sleep(0.05)
-        raise AssertionError(f"expected {count} message(s) to {address}, got {len(self.to(address))}")
+        raise AssertionError(
+            f"expected {count} message(s) to {address}, got {len(self.to(address))}"
+        )

@@ -8,13 +8,16 @@ from typer.testing import CliRunner
 from ticketing.cli import app as cli_app
 
 
-
 async def test_create_user_normalises_and_refuses_duplicates(client, actors):
     admin = actors["admin"]
     r = await client.post(
         "/admin/users",
-        json={"email": " Carol@Example.com", "name": "Carol", "role": "moderator",
-              "skills": [" Python", "python", "PostgreSQL ", ""]},
+        json={
+            "email": " Carol@Example.com",
+            "name": "Carol",
+            "role": "moderator",
+            "skills": [" Python", "python", "PostgreSQL ", ""],
+        },
         headers=admin,
     )
     assert r.status_code == 201, r.text
@@ -37,7 +40,9 @@ async def test_patch_changes_only_what_is_sent(client, actors):
     assert body["skills"] == ["python", "postgresql"]
     assert body["role"] == "moderator"
 
-    r = await client.patch(f"/admin/users/{uid}", json={"skills": ["Go", "go ", "RUST"]}, headers=admin)
+    r = await client.patch(
+        f"/admin/users/{uid}", json={"skills": ["Go", "go ", "RUST"]}, headers=admin
+    )
     assert r.json()["skills"] == ["go", "rust"]
     assert r.json()["name"] == "Py Mod"
 
@@ -67,7 +72,9 @@ async def test_last_active_admin_is_protected(client, actors):
     assert (await client.get("/auth/me", headers=admin)).json()["role"] == "admin"
 
     # With a second admin, the first may step down.
-    r = await client.patch(f"/admin/users/{actors.ids['mod_web']}", json={"role": "admin"}, headers=admin)
+    r = await client.patch(
+        f"/admin/users/{actors.ids['mod_web']}", json={"role": "admin"}, headers=admin
+    )
     assert r.status_code == 200
     r = await client.patch(f"/admin/users/{admin_id}", json={"role": "user"}, headers=admin)
     assert r.status_code == 200
@@ -78,7 +85,9 @@ async def test_non_admins_cannot_manage_users(client, actors, who):
     headers = actors[who]
     own_id = actors.ids[who]
     assert (await client.get("/admin/users", headers=headers)).status_code == 403
-    r = await client.post("/admin/users", json={"email": "z@example.com", "role": "admin"}, headers=headers)
+    r = await client.post(
+        "/admin/users", json={"email": "z@example.com", "role": "admin"}, headers=headers
+    )
     assert r.status_code == 403
     # Role escalation through PATCH of one's own account.
     r = await client.patch(f"/admin/users/{own_id}", json={"role": "admin"}, headers=headers)
@@ -95,8 +104,11 @@ async def test_anonymous_gets_401(client):
 async def test_list_users_paginates_and_filters(client, actors):
     admin = actors["admin"]
     for i in range(7):
-        await client.post("/admin/users", json={"email": f"p{i}@example.com", "name": f"Person {i}"},
-                          headers=admin)
+        await client.post(
+            "/admin/users",
+            json={"email": f"p{i}@example.com", "name": f"Person {i}"},
+            headers=admin,
+        )
     seen: list[str] = []
     cursor = None
     while True:
@@ -114,8 +126,12 @@ async def test_list_users_paginates_and_filters(client, actors):
     assert {u["email"] for u in mods["items"]} == {"mod.py@example.com", "mod.web@example.com"}
     found = (await client.get("/admin/users", params={"q": "PERSON 3"}, headers=admin)).json()
     assert [u["email"] for u in found["items"]] == ["p3@example.com"]
-    await client.patch(f"/admin/users/{actors.ids['bob']}", json={"is_active": False}, headers=admin)
-    inactive = (await client.get("/admin/users", params={"is_active": "false"}, headers=admin)).json()
+    await client.patch(
+        f"/admin/users/{actors.ids['bob']}", json={"is_active": False}, headers=admin
+    )
+    inactive = (
+        await client.get("/admin/users", params={"is_active": "false"}, headers=admin)
+    ).json()
     assert [u["email"] for u in inactive["items"]] == ["bob@example.com"]
     r = await client.get("/admin/users", params={"limit": 101}, headers=admin)
     assert r.status_code == 422
@@ -134,8 +150,18 @@ def test_cli_users_create_and_list(tmp_path, monkeypatch, sqlite_template):
     monkeypatch.setenv("COLUMNS", "250")
     runner = CliRunner()
     result = runner.invoke(
-        cli_app, ["users", "create", "Dana@Example.com", "--role", "moderator",
-                  "--skills", "Python, postgres,python", "--name", "Dana"],
+        cli_app,
+        [
+            "users",
+            "create",
+            "Dana@Example.com",
+            "--role",
+            "moderator",
+            "--skills",
+            "Python, postgres,python",
+            "--name",
+            "Dana",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "dana@example.com" in result.output

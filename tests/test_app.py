@@ -37,8 +37,11 @@ async def test_readiness_is_503_when_the_database_is_gone(client, runtime):
 
 async def test_bodies_over_one_mebibyte_are_413(client, actors):
     big = json.dumps({"title": "x", "description": "y" * (1024 * 1024 + 10)})
-    r = await client.post("/tickets/create", content=big, headers=actors["alice"] | {
-        "Content-Type": "application/json"})
+    r = await client.post(
+        "/tickets/create",
+        content=big,
+        headers=actors["alice"] | {"Content-Type": "application/json"},
+    )
     assert r.status_code == 413
     assert "too large" in r.json()["detail"]
 
@@ -47,16 +50,18 @@ async def test_bodies_over_one_mebibyte_are_413(client, actors):
             yield b"x" * 65536
 
     # No Content-Length (chunked): counted while reading.
-    r = await client.post("/auth/request-otp", content=chunks(),
-                          headers={"Content-Type": "application/json"})
+    r = await client.post(
+        "/auth/request-otp", content=chunks(), headers={"Content-Type": "application/json"}
+    )
     assert r.status_code == 413
 
 
 async def test_unknown_fields_are_422(client, actors):
     r = await client.post("/auth/request-otp", json={"email": "a@example.com", "role": "admin"})
     assert r.status_code == 422
-    r = await client.post("/tickets/create", json={"title": "t", "description": "d", "x": 1},
-                          headers=actors["alice"])
+    r = await client.post(
+        "/tickets/create", json={"title": "t", "description": "d", "x": 1}, headers=actors["alice"]
+    )
     assert r.status_code == 422
 
 
@@ -74,12 +79,17 @@ async def test_security_headers(client):
     r = await client.get("/health")
     assert r.headers["X-Content-Type-Options"] == "nosniff"
     assert "script-src 'self'" in r.headers["Content-Security-Policy"]
-    assert "unsafe-inline" not in r.headers["Content-Security-Policy"].split("script-src")[1].split(";")[0]
+    assert (
+        "unsafe-inline"
+        not in r.headers["Content-Security-Policy"].split("script-src")[1].split(";")[0]
+    )
 
 
 async def test_cors_is_closed_by_default(client):
-    r = await client.options("/tickets", headers={"Origin": "https://evil.example.com",
-                                                  "Access-Control-Request-Method": "GET"})
+    r = await client.options(
+        "/tickets",
+        headers={"Origin": "https://evil.example.com", "Access-Control-Request-Method": "GET"},
+    )
     assert "access-control-allow-origin" not in r.headers
 
 

@@ -16,7 +16,6 @@ from ticketing.users.models import Role
 from .conftest import ADMIN_EMAIL, SECRET, create_user, drain, latest_code, sign_in
 
 
-
 async def test_sign_in_with_emailed_code(client, runtime, smtp):
     response = await client.post("/auth/request-otp", json={"email": "  New.Person@Example.com "})
     assert response.status_code == 202
@@ -99,12 +98,16 @@ async def test_new_code_replaces_the_old_one(client, runtime, smtp, settings_ove
 
 
 async def test_resend_is_limited_to_one_per_minute(client, runtime, smtp):
-    assert (await client.post("/auth/request-otp", json={"email": "a@example.com"})).status_code == 202
+    assert (
+        await client.post("/auth/request-otp", json={"email": "a@example.com"})
+    ).status_code == 202
     r = await client.post("/auth/request-otp", json={"email": "A@example.com"})
     assert r.status_code == 429
     assert 1 <= int(r.headers["Retry-After"]) <= 60
     # The limit is per address.
-    assert (await client.post("/auth/request-otp", json={"email": "b@example.com"})).status_code == 202
+    assert (
+        await client.post("/auth/request-otp", json={"email": "b@example.com"})
+    ).status_code == 202
 
 
 @pytest.mark.parametrize("settings_overrides", [{"otp_resend_seconds": 0}])
@@ -143,7 +146,9 @@ async def test_invite_mode_sends_nothing_to_strangers(client, runtime, smtp, set
     assert smtp.to("stranger@example.com") == []
     assert len(smtp.to("invited@example.com")) == 1
     # A guessed code cannot create the account either.
-    r = await client.post("/auth/verify-otp", json={"email": "stranger@example.com", "otp": "123456"})
+    r = await client.post(
+        "/auth/verify-otp", json={"email": "stranger@example.com", "otp": "123456"}
+    )
     assert r.status_code == 400
 
 
@@ -221,12 +226,18 @@ def _claims(user_id: str, **extra):
 async def test_forged_expired_and_unsigned_tokens_are_rejected(client, actors):
     uid = actors.ids["admin"]
     good = jwt.encode(_claims(uid), SECRET, algorithm="HS256")
-    assert (await client.get("/auth/me", headers={"Authorization": f"Bearer {good}"})).status_code == 200
+    assert (
+        await client.get("/auth/me", headers={"Authorization": f"Bearer {good}"})
+    ).status_code == 200
 
-    forged = jwt.encode(_claims(uid), "another-secret-key-of-sufficient-length!!", algorithm="HS256")
+    forged = jwt.encode(
+        _claims(uid), "another-secret-key-of-sufficient-length!!", algorithm="HS256"
+    )
     expired = jwt.encode(_claims(uid, exp=int(time.time()) - 5), SECRET, algorithm="HS256")
-    no_exp = jwt.encode({k: v for k, v in _claims(uid).items() if k != "exp"}, SECRET, algorithm="HS256")
-    other_alg = jwt.encode(_claims(uid), SECRET, algorithm="HS512")
+    no_exp = jwt.encode(
+        {k: v for k, v in _claims(uid).items() if k != "exp"}, SECRET, algorithm="HS256"
+    )
+    other_alg = jwt.encode(_claims(uid), SECRET, algorithm="HS384")
     unsigned = jwt.encode(_claims(uid), None, algorithm="none")
     tampered = good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB")
     for token in (forged, expired, no_exp, other_alg, unsigned, tampered, "garbage", ""):

@@ -16,7 +16,6 @@ from ticketing.jobs.worker import JobContext, Worker
 from .conftest import drain
 
 
-
 async def _enqueue(db: Database, kind: str, n: int = 1, **kw) -> list[str]:
     async with db.transaction() as session:
         jobs = [queue.enqueue(session, kind, {"n": i}, **kw) for i in range(n)]
@@ -202,7 +201,9 @@ async def test_graceful_shutdown_releases_unfinished_jobs(database_url):
 
 async def test_smtp_outage_delays_mail_but_never_loses_it(client, runtime, smtp):
     smtp.handler.fail_with = "451 4.3.0 Mail server temporarily unavailable"
-    assert (await client.post("/auth/request-otp", json={"email": "a@example.com"})).status_code == 202
+    assert (
+        await client.post("/auth/request-otp", json={"email": "a@example.com"})
+    ).status_code == 202
     await drain(runtime)
     assert smtp.to("a@example.com") == []
     async with runtime.db.transaction() as session:

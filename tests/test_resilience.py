@@ -25,13 +25,16 @@ async def test_concurrent_routing_spreads_load_evenly(client, runtime, settings,
         pytest.skip("concurrent workers sharing one database is the PostgreSQL deployment")
     admin = actors["admin"]
     for key in ("mod_py", "mod_web"):
-        await client.patch(f"/admin/users/{actors.ids[key]}", json={"skills": ["python"]},
-                           headers=admin)
+        await client.patch(
+            f"/admin/users/{actors.ids[key]}", json={"skills": ["python"]}, headers=admin
+        )
     n = 40
     for i in range(n):
-        r = await client.post("/tickets/create", json={"title": f"python bug {i}",
-                                                       "description": "python fails"},
-                              headers=actors["alice"] if i % 2 else actors["bob"])
+        r = await client.post(
+            "/tickets/create",
+            json={"title": f"python bug {i}", "description": "python fails"},
+            headers=actors["alice"] if i % 2 else actors["bob"],
+        )
         assert r.status_code == 201
     # Three workers with their own engines, as three processes would have, many jobs in flight.
     runtimes = [build_runtime(settings) for _ in range(3)]
@@ -41,7 +44,8 @@ async def test_concurrent_routing_spreads_load_evenly(client, runtime, settings,
         for _ in range(300):
             async with runtime.db.transaction() as session:
                 assigned = await session.scalar(
-                    select(func.count()).where(Ticket.assigned_to.is_not(None)))
+                    select(func.count()).where(Ticket.assigned_to.is_not(None))
+                )
             if assigned == n:
                 break
             await asyncio.sleep(0.1)
@@ -52,11 +56,15 @@ async def test_concurrent_routing_spreads_load_evenly(client, runtime, settings,
         for rt in runtimes:
             await rt.close()
     async with runtime.db.transaction() as session:
-        rows = (await session.execute(
-            select(Ticket.assigned_to, func.count()).group_by(Ticket.assigned_to))).all()
+        rows = (
+            await session.execute(
+                select(Ticket.assigned_to, func.count()).group_by(Ticket.assigned_to)
+            )
+        ).all()
         loads = {r[0]: r[1] for r in rows}
         assignments = await session.scalar(
-            select(func.count()).where(TicketEvent.kind == "assigned"))
+            select(func.count()).where(TicketEvent.kind == "assigned")
+        )
     assert set(loads) == {actors.ids["mod_py"], actors.ids["mod_web"]}
     assert abs(loads[actors.ids["mod_py"]] - loads[actors.ids["mod_web"]]) <= 1
     assert assignments == n  # each ticket assigned exactly once
@@ -64,25 +72,44 @@ async def test_concurrent_routing_spreads_load_evenly(client, runtime, settings,
 
 def _worker_env(settings, fake: FakeGemini) -> dict[str, str]:
     return os.environ | {
-        "DATABASE_URL": settings.database_url, "SECRET_KEY": settings.jwt_key,
-        "AI_PROVIDER": "gemini", "GEMINI_API_KEY": "k", "GEMINI_BASE_URL": fake.base_url,
-        "AI_TIMEOUT_SECONDS": "30", "AI_MAX_RETRIES": "0",
-        "EMAIL_BACKEND": "smtp", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(settings.smtp_port),
-        "SMTP_TLS": "none", "SMTP_USER": settings.smtp_user, "SMTP_PASSWORD": settings.smtp_password,
-        "WORKER_POLL_SECONDS": "0.2", "JOB_LEASE_SECONDS": "5", "LOG_LEVEL": "WARNING",
+        "DATABASE_URL": settings.database_url,
+        "SECRET_KEY": settings.jwt_key,
+        "AI_PROVIDER": "gemini",
+        "GEMINI_API_KEY": "k",
+        "GEMINI_BASE_URL": fake.base_url,
+        "AI_TIMEOUT_SECONDS": "30",
+        "AI_MAX_RETRIES": "0",
+        "EMAIL_BACKEND": "smtp",
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(settings.smtp_port),
+        "SMTP_TLS": "none",
+        "SMTP_USER": settings.smtp_user,
+        "SMTP_PASSWORD": settings.smtp_password,
+        "WORKER_POLL_SECONDS": "0.2",
+        "JOB_LEASE_SECONDS": "5",
+        "LOG_LEVEL": "WARNING",
     }
 
 
-async def test_worker_killed_in_the_middle_of_triage(client, runtime, settings, smtp, actors, tmp_path):
+async def test_worker_killed_in_the_middle_of_triage(
+    client, runtime, settings, smtp, actors, tmp_path
+):
     with FakeGemini() as fake:
         fake.mode = "hang"  # the model never answers while the first worker is alive
-        r = await client.post("/tickets/create", json={"title": "python crash",
-                                                       "description": "postgres error"},
-                              headers=actors["alice"])
+        r = await client.post(
+            "/tickets/create",
+            json={"title": "python crash", "description": "postgres error"},
+            headers=actors["alice"],
+        )
         ticket_id = r.json()["id"]
         env = _worker_env(settings, fake)
-        first = subprocess.Popen([sys.executable, "-m", "ticketing", "worker"], env=env,
-                                 cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        first = subprocess.Popen(
+            [sys.executable, "-m", "ticketing", "worker"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         try:
             deadline = time.monotonic() + 30
             while not fake.requests and time.monotonic() < deadline:
@@ -95,8 +122,13 @@ async def test_worker_killed_in_the_middle_of_triage(client, runtime, settings, 
                 first.kill()
 
         fake.mode = "ok"
-        second = subprocess.Popen([sys.executable, "-m", "ticketing", "worker"], env=env,
-                                  cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        second = subprocess.Popen(
+            [sys.executable, "-m", "ticketing", "worker"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         try:
             # The lease (5 s) runs out, the second worker claims the job and finishes it.
             await asyncio.to_thread(smtp.wait_for, "mod.py@example.com", 1, 40)
@@ -107,22 +139,34 @@ async def test_worker_killed_in_the_middle_of_triage(client, runtime, settings, 
     got = (await client.get(f"/tickets/{ticket_id}", headers=actors["admin"])).json()
     assert got["analysis_status"] == "ai" and got["assigned_to"] == actors.ids["mod_py"]
     async with runtime.db.transaction() as session:
-        assignments = await session.scalar(select(func.count()).where(
-            TicketEvent.ticket_id == ticket_id, TicketEvent.kind == "assigned"))
+        assignments = await session.scalar(
+            select(func.count()).where(
+                TicketEvent.ticket_id == ticket_id, TicketEvent.kind == "assigned"
+            )
+        )
     assert assignments == 1
     await drain(runtime)
     assert len(smtp.to("mod.py@example.com")) == 1
 
 
-async def test_sigterm_lets_the_worker_finish_or_release(runtime, settings, client, actors, tmp_path):
+async def test_sigterm_lets_the_worker_finish_or_release(
+    runtime, settings, client, actors, tmp_path
+):
     with FakeGemini() as fake:
         fake.mode = "hang"
-        r = await client.post("/tickets/create", json={"title": "python crash",
-                                                       "description": "postgres error"},
-                              headers=actors["alice"])
+        r = await client.post(
+            "/tickets/create",
+            json={"title": "python crash", "description": "postgres error"},
+            headers=actors["alice"],
+        )
         env = _worker_env(settings, fake)
-        proc = subprocess.Popen([sys.executable, "-m", "ticketing", "worker"], env=env,
-                                cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ticketing", "worker"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         deadline = time.monotonic() + 30
         while not fake.requests and time.monotonic() < deadline:
             await asyncio.sleep(0.1)

@@ -3,7 +3,6 @@ comments, internal notes and the timeline; re-analysis."""
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import func, select
 
 from ticketing.jobs.models import Job
@@ -78,8 +77,11 @@ async def test_html_email_escapes_ticket_text(client, runtime, smtp, actors):
 
 
 async def test_no_matching_moderator_goes_to_least_loaded_admin(client, runtime, smtp, actors):
-    t = await file(client, actors["alice"], {"title": "Question about invoices",
-                                             "description": "Where can I download my invoice?"})
+    t = await file(
+        client,
+        actors["alice"],
+        {"title": "Question about invoices", "description": "Where can I download my invoice?"},
+    )
     await drain(runtime)
     ticket = await get(client, actors["admin"], t["id"])
     assert ticket["assigned_to"] == actors.ids["admin"]
@@ -90,13 +92,18 @@ async def test_no_matching_moderator_goes_to_least_loaded_admin(client, runtime,
 async def test_equal_moderators_share_the_load(client, runtime, smtp, actors):
     admin = actors["admin"]
     # Make the two moderators equally skilled.
-    await client.patch(f"/admin/users/{actors.ids['mod_web']}", json={"skills": ["python"]},
-                       headers=admin)
-    await client.patch(f"/admin/users/{actors.ids['mod_py']}", json={"skills": ["python"]},
-                       headers=admin)
+    await client.patch(
+        f"/admin/users/{actors.ids['mod_web']}", json={"skills": ["python"]}, headers=admin
+    )
+    await client.patch(
+        f"/admin/users/{actors.ids['mod_py']}", json={"skills": ["python"]}, headers=admin
+    )
     for i in range(6):
-        await file(client, actors["alice"], {"title": f"python issue {i}",
-                                             "description": "python script fails"})
+        await file(
+            client,
+            actors["alice"],
+            {"title": f"python issue {i}", "description": "python script fails"},
+        )
     await drain(runtime)
     page = (await client.get("/tickets", params={"limit": 100}, headers=admin)).json()
     counts: dict[str, int] = {}
@@ -119,8 +126,11 @@ async def test_blank_or_oversized_fields_are_422_and_nothing_is_written(client, 
     for body in bad_bodies:
         r = await client.post("/tickets/create", json=body, headers=actors["alice"])
         assert r.status_code == 422, body
-    r = await client.post("/tickets/create", content=b"{not json", headers=actors["alice"] | {
-        "Content-Type": "application/json"})
+    r = await client.post(
+        "/tickets/create",
+        content=b"{not json",
+        headers=actors["alice"] | {"Content-Type": "application/json"},
+    )
     assert r.status_code == 422
     async with runtime.db.transaction() as session:
         assert await session.scalar(select(func.count()).where(Job.kind == "triage_ticket")) == 0
@@ -142,10 +152,14 @@ async def test_visibility_per_role(client, runtime, actors):
     for path in ("", "/comments", "/events"):
         r = await client.get(f"/tickets/{others['id']}{path}", headers=actors["alice"])
         assert r.status_code == 404, path
-    missing = await client.get("/tickets/00000000-0000-0000-0000-000000000000",
-                               headers=actors["alice"])
-    assert missing.status_code == 404 and missing.json() == (
-        await client.get(f"/tickets/{others['id']}", headers=actors["alice"])).json()
+    missing = await client.get(
+        "/tickets/00000000-0000-0000-0000-000000000000", headers=actors["alice"]
+    )
+    assert (
+        missing.status_code == 404
+        and missing.json()
+        == (await client.get(f"/tickets/{others['id']}", headers=actors["alice"])).json()
+    )
 
     alice_list = (await client.get("/tickets", headers=actors["alice"])).json()["items"]
     assert [t["id"] for t in alice_list] == [mine["id"]]
@@ -170,11 +184,15 @@ async def test_moderator_queue(client, runtime, actors):
     queue = (await client.get("/moderator/tickets", headers=actors["mod_web"])).json()["items"]
     assert [t["title"] for t in queue] == [WEB_TICKET["title"]]
     assert (await client.get("/moderator/tickets", headers=actors["alice"])).status_code == 403
-    r = await client.get("/moderator/tickets", params={"moderator_id": actors.ids["mod_py"]},
-                         headers=actors["admin"])
+    r = await client.get(
+        "/moderator/tickets", params={"moderator_id": actors.ids["mod_py"]}, headers=actors["admin"]
+    )
     assert [t["title"] for t in r.json()["items"]] == [PY_TICKET["title"]]
-    r = await client.get("/moderator/tickets", params={"moderator_id": actors.ids["mod_py"]},
-                         headers=actors["mod_web"])
+    r = await client.get(
+        "/moderator/tickets",
+        params={"moderator_id": actors.ids["mod_py"]},
+        headers=actors["mod_web"],
+    )
     assert r.status_code == 403
 
 
@@ -201,8 +219,9 @@ async def test_filters_search_and_cursor_pagination(client, runtime, actors):
     assert titles == [f"Report {i}" for i in range(5)] + ["Needle 100%_done"]
 
     one = titles[0]
-    r = await client.get("/tickets", params={"created_by": actors.ids["alice"], "status": "open"},
-                         headers=admin)
+    r = await client.get(
+        "/tickets", params={"created_by": actors.ids["alice"], "status": "open"}, headers=admin
+    )
     assert one in [t["title"] for t in r.json()["items"]]
     r = await client.get("/tickets", params={"status": "resolved"}, headers=admin)
     assert r.json()["items"] == []
@@ -219,21 +238,38 @@ async def test_patch_field_rules(client, runtime, smtp, actors):
     url = f"/tickets/{tid}"
 
     # The creator may not triage their own ticket.
-    for body in ({"priority": "urgent"}, {"ticket_type": "feature"}, {"required_skills": ["x"]},
-                 {"assigned_to": actors.ids["alice"]}, {"status": "in_progress"},
-                 {"status": "resolved"}):
+    for body in (
+        {"priority": "urgent"},
+        {"ticket_type": "feature"},
+        {"required_skills": ["x"]},
+        {"assigned_to": actors.ids["alice"]},
+        {"status": "in_progress"},
+        {"status": "resolved"},
+    ):
         r = await client.patch(url, json=body, headers=actors["alice"])
         assert r.status_code == 403, body
     # Someone else's ticket: 404, not 403.
-    assert (await client.patch(url, json={"status": "closed"}, headers=actors["bob"])).status_code == 404
-    assert (await client.patch(url, json={"priority": "low"}, headers=actors["mod_web"])).status_code == 404
+    assert (
+        await client.patch(url, json={"status": "closed"}, headers=actors["bob"])
+    ).status_code == 404
+    assert (
+        await client.patch(url, json={"priority": "low"}, headers=actors["mod_web"])
+    ).status_code == 404
 
     # The assignee works it but may not reassign.
-    r = await client.patch(url, json={"assigned_to": actors.ids["mod_web"]}, headers=actors["mod_py"])
+    r = await client.patch(
+        url, json={"assigned_to": actors.ids["mod_web"]}, headers=actors["mod_py"]
+    )
     assert r.status_code == 403
-    r = await client.patch(url, json={"status": "in_progress", "priority": "high",
-                                      "required_skills": ["Python", "SQL", "python"]},
-                           headers=actors["mod_py"])
+    r = await client.patch(
+        url,
+        json={
+            "status": "in_progress",
+            "priority": "high",
+            "required_skills": ["Python", "SQL", "python"],
+        },
+        headers=actors["mod_py"],
+    )
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "in_progress" and r.json()["priority"] == "high"
     assert r.json()["required_skills"] == ["python", "sql"]
@@ -300,8 +336,9 @@ async def test_comments_and_internal_notes(client, runtime, actors):
     assert r.status_code == 201 and r.json()["internal"] is False
     r = await client.post(url, json={"body": "secret", "internal": True}, headers=actors["alice"])
     assert r.status_code == 403
-    r = await client.post(url, json={"body": "Probably the DB pool", "internal": True},
-                          headers=actors["mod_py"])
+    r = await client.post(
+        url, json={"body": "Probably the DB pool", "internal": True}, headers=actors["mod_py"]
+    )
     assert r.status_code == 201
     r = await client.post(url, json={"body": "Looking into it"}, headers=actors["mod_py"])
     assert r.status_code == 201
@@ -312,17 +349,28 @@ async def test_comments_and_internal_notes(client, runtime, actors):
     assert [c["body"] for c in user_view] == ["Looking into it", "Any update?"]
     staff_view = (await client.get(url, params={"order": "oldest"}, headers=actors["admin"])).json()
     assert [c["body"] for c in staff_view["items"]] == [
-        "Any update?", "Probably the DB pool", "Looking into it"]
+        "Any update?",
+        "Probably the DB pool",
+        "Looking into it",
+    ]
 
 
 async def test_timeline_records_what_happened(client, runtime, actors):
     t = await file(client, actors["alice"])
     await drain(runtime)
-    await client.post(f"/tickets/{t['id']}/comments", json={"body": "note", "internal": True},
-                      headers=actors["mod_py"])
-    await client.patch(f"/tickets/{t['id']}", json={"status": "in_progress"}, headers=actors["mod_py"])
-    staff = (await client.get(f"/tickets/{t['id']}/events", params={"order": "oldest"},
-                              headers=actors["admin"])).json()["items"]
+    await client.post(
+        f"/tickets/{t['id']}/comments",
+        json={"body": "note", "internal": True},
+        headers=actors["mod_py"],
+    )
+    await client.patch(
+        f"/tickets/{t['id']}", json={"status": "in_progress"}, headers=actors["mod_py"]
+    )
+    staff = (
+        await client.get(
+            f"/tickets/{t['id']}/events", params={"order": "oldest"}, headers=actors["admin"]
+        )
+    ).json()["items"]
     kinds = [e["kind"] for e in staff]
     assert kinds[:3] == ["created", "analysed", "assigned"]
     assert {"emailed", "commented", "status_changed"} <= set(kinds)

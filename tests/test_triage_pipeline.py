@@ -49,9 +49,12 @@ async def ticket(client, actors, ticket_id):
 
 
 async def test_gemini_answer_drives_triage_and_routing(client, runtime, smtp, actors, fake_gemini):
-    fake_gemini.answer = {"required_skills": ["Python", "POSTGRESQL", "python"],
-                          "priority": "urgent", "ticket_type": "bug",
-                          "helpful_notes": "Check the pool."}
+    fake_gemini.answer = {
+        "required_skills": ["Python", "POSTGRESQL", "python"],
+        "priority": "urgent",
+        "ticket_type": "bug",
+        "helpful_notes": "Check the pool.",
+    }
     t = await file(client, actors["alice"], CHECKOUT)
     await drain(runtime)
     got = await ticket(client, actors, t["id"])
@@ -113,15 +116,20 @@ async def test_rerun_ai_reanalyses_and_reroutes_fallback_tickets(
     done = await file(client, actors["alice"], {"title": "Old javascript bug", "description": "js"})
     await drain(runtime)
     assert (await ticket(client, actors, t["id"]))["assigned_to"] == actors.ids["mod_web"]
-    r = await client.patch(f"/tickets/{done['id']}", json={"status": "resolved"},
-                           headers=actors["admin"])
+    r = await client.patch(
+        f"/tickets/{done['id']}", json={"status": "resolved"}, headers=actors["admin"]
+    )
     assert r.status_code == 200
     smtp.clear()
 
     # Gemini is back, and it thinks this is a Python problem.
     fake_gemini.mode = "ok"
-    fake_gemini.answer = {"required_skills": ["python"], "priority": "high",
-                          "ticket_type": "bug", "helpful_notes": "Backend issue."}
+    fake_gemini.answer = {
+        "required_skills": ["python"],
+        "priority": "high",
+        "ticket_type": "bug",
+        "helpful_notes": "Backend issue.",
+    }
     assert (await client.post("/admin/rerun-ai", headers=actors["mod_py"])).status_code == 403
     r = await client.post("/admin/rerun-ai", headers=actors["admin"])
     assert r.status_code == 202 and r.json() == {"queued": 1}  # the resolved one is left alone
@@ -138,16 +146,23 @@ async def test_rerun_ai_reanalyses_and_reroutes_fallback_tickets(
     assert (await ticket(client, actors, done["id"]))["analysis_status"] == "fallback"
 
 
-async def test_reanalyze_one_ticket_never_touches_its_status(client, runtime, smtp, actors, fake_gemini):
+async def test_reanalyze_one_ticket_never_touches_its_status(
+    client, runtime, smtp, actors, fake_gemini
+):
     fake_gemini.mode = "500"
     t = await file(client, actors["alice"], CHECKOUT)
     await drain(runtime)
-    r = await client.patch(f"/tickets/{t['id']}", json={"status": "in_progress"},
-                           headers=actors["mod_web"])
+    r = await client.patch(
+        f"/tickets/{t['id']}", json={"status": "in_progress"}, headers=actors["mod_web"]
+    )
     assert r.status_code == 200
     fake_gemini.mode = "ok"
-    fake_gemini.answer = {"required_skills": ["python"], "priority": "low",
-                          "ticket_type": "support", "helpful_notes": ""}
+    fake_gemini.answer = {
+        "required_skills": ["python"],
+        "priority": "low",
+        "ticket_type": "support",
+        "helpful_notes": "",
+    }
     url = f"/tickets/{t['id']}/reanalyze"
     assert (await client.post(url, headers=actors["mod_web"])).status_code == 403
     assert (await client.post(url, headers=actors["alice"])).status_code == 403
@@ -170,14 +185,25 @@ async def test_rerun_ai_command_does_the_work_itself(
     t = await file(client, actors["alice"], CHECKOUT)
     await drain(runtime)
     fake_gemini.mode = "ok"
-    fake_gemini.answer = {"required_skills": ["python"], "priority": "high",
-                          "ticket_type": "bug", "helpful_notes": ""}
+    fake_gemini.answer = {
+        "required_skills": ["python"],
+        "priority": "high",
+        "ticket_type": "bug",
+        "helpful_notes": "",
+    }
     s = runtime.settings
     env = {
-        "DATABASE_URL": database_url, "SECRET_KEY": s.jwt_key, "AI_PROVIDER": "gemini",
-        "GEMINI_API_KEY": "test-gemini-key", "GEMINI_BASE_URL": fake_gemini.base_url,
-        "AI_TIMEOUT_SECONDS": "2", "EMAIL_BACKEND": "smtp", "SMTP_HOST": "127.0.0.1",
-        "SMTP_PORT": str(smtp.port), "SMTP_TLS": "none", "SMTP_USER": s.smtp_user or "",
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": s.jwt_key,
+        "AI_PROVIDER": "gemini",
+        "GEMINI_API_KEY": "test-gemini-key",
+        "GEMINI_BASE_URL": fake_gemini.base_url,
+        "AI_TIMEOUT_SECONDS": "2",
+        "EMAIL_BACKEND": "smtp",
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(smtp.port),
+        "SMTP_TLS": "none",
+        "SMTP_USER": s.smtp_user or "",
         "SMTP_PASSWORD": s.smtp_password or "",
     }
     monkeypatch.chdir(tmp_path)

@@ -96,7 +96,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
 def _include_optional_routers(app: FastAPI) -> None:
     """Routers of the ticket pipeline and the web front end."""
-    from ticketing.tickets.routes import admin_router, router as tickets_router
+    from ticketing.tickets.routes import admin_router
+    from ticketing.tickets.routes import router as tickets_router
 
     app.include_router(tickets_router)
     app.include_router(admin_router)
@@ -105,8 +106,9 @@ def _include_optional_routers(app: FastAPI) -> None:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def app_error(_request: Request, exc: AppError) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
-                            headers=exc.headers)
+        return JSONResponse(
+            {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+        )
 
     @app.exception_handler(IntegrityError)
     async def integrity_error(_request: Request, exc: IntegrityError) -> JSONResponse:
@@ -123,8 +125,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         ):
             return await unexpected(_request, exc)
         log.error("database unavailable: %s", type(exc).__name__, exc_info=exc)
-        return JSONResponse({"detail": "The service is temporarily unavailable; try again"},
-                            status_code=503, headers={"Retry-After": "5"})
+        return JSONResponse(
+            {"detail": "The service is temporarily unavailable; try again"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:

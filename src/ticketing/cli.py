@@ -157,8 +157,14 @@ def users_list() -> None:
                     )
                     items, cursor = page_of(list(rows), 100)
                     for u in items:
-                        table.add_row(u.id, u.email, u.name or "", u.role, ", ".join(u.skills),
-                                      "yes" if u.is_active else "no")
+                        table.add_row(
+                            u.id,
+                            u.email,
+                            u.name or "",
+                            u.role,
+                            ", ".join(u.skills),
+                            "yes" if u.is_active else "no",
+                        )
                     if cursor is None:
                         break
             # A console made now honours COLUMNS; wide tables are easier to grep.

@@ -119,8 +119,10 @@ class Settings(BaseSettings):
                 )
             self.secret_key = secrets.token_urlsafe(48)
             log.warning("DEBUG is on and SECRET_KEY is unset: using a random development key")
-        if len(self.secret_key.encode()) < MIN_SECRET_KEY_BYTES:
-            raise ValueError(f"SECRET_KEY must be at least {MIN_SECRET_KEY_BYTES} bytes long")
+        # RFC 7518: an HMAC key at least as long as the hash output (32, 48 or 64 bytes).
+        needed = max(MIN_SECRET_KEY_BYTES, int(self.algorithm[2:]) // 8)
+        if len(self.secret_key.encode()) < needed:
+            raise ValueError(f"SECRET_KEY must be at least {needed} bytes for {self.algorithm}")
         return self
 
     @property

@@ -53,7 +53,7 @@ class Conflict(AppError):
 
 
 class InvalidField(AppError):
-    """A field is syntactically fine but not acceptable (e.g. an assignee who is not a moderator)."""
+    """A well-formed field that is not acceptable (e.g. an assignee who is not a moderator)."""
 
     status_code = 422
     default_detail = "Invalid field"

@@ -20,8 +20,6 @@ from ticketing.routing import service as routing
 from ticketing.tickets import repository as tickets_repo
 from ticketing.tickets import service as tickets_service
 from ticketing.tickets.models import AnalysisStatus, TicketStatus
-from ticketing.triage.factory import build_provider
-from ticketing.triage.local import LocalAnalyzer
 from ticketing.triage.service import TriageOutcome, analyze_with_fallback
 from ticketing.users import repository as users_repo
 
@@ -61,9 +59,8 @@ async def triage_ticket(
         title, description = ticket.title, ticket.description
         known_skills = await users_repo.known_skills(session)
 
-    provider = build_provider(runtime.settings)
     outcome = await analyze_with_fallback(
-        provider, LocalAnalyzer(), title, description, known_skills
+        runtime.provider, runtime.fallback, title, description, known_skills
     )
 
     async with runtime.db.transaction() as session:
@@ -93,10 +90,18 @@ def _store_analysis(session: AsyncSession, ticket: Any, outcome: TriageOutcome) 
     ticket.analyzed_at = now
     ticket.updated_at = now
     tickets_repo.add_event(
-        session, ticket.id, "analysed", internal=True, at=now,
+        session,
+        ticket.id,
+        "analysed",
+        internal=True,
+        at=now,
         data={
-            "outcome": outcome.status, "provider": outcome.provider, "model": outcome.model,
-            "error": outcome.error, "priority": ticket.priority, "ticket_type": ticket.ticket_type,
+            "outcome": outcome.status,
+            "provider": outcome.provider,
+            "model": outcome.model,
+            "error": outcome.error,
+            "priority": ticket.priority,
+            "ticket_type": ticket.ticket_type,
             "required_skills": ticket.required_skills,
         },
     )
@@ -115,8 +120,9 @@ async def _route_if_needed(
     if decision.assignee is None:
         if ticket.assigned_to is None:
             ticket.assignment_reason = decision.reason
-            tickets_repo.add_event(session, ticket.id, "unassigned", internal=True,
-                                   data={"reason": decision.reason})
+            tickets_repo.add_event(
+                session, ticket.id, "unassigned", internal=True, data={"reason": decision.reason}
+            )
         return False
     if decision.assignee.id == ticket.assigned_to:
         return False
@@ -131,7 +137,9 @@ async def _record_email_sent(session: AsyncSession, payload: dict[str, Any]) -> 
     if not ticket_id or await tickets_repo.get(session, ticket_id) is None:
         return
     tickets_repo.add_event(
-        session, ticket_id, "emailed",
+        session,
+        ticket_id,
+        "emailed",
         data={"to": payload.get("to"), "kind": payload.get("kind")},
         internal=payload.get("kind") != "resolved",
     )

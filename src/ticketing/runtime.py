@@ -9,6 +9,9 @@ from ticketing.config import Settings
 from ticketing.db import Database
 from ticketing.jobs.worker import JobHandler, Worker
 from ticketing.notifications.senders import EmailSender, build_sender
+from ticketing.triage.base import TriageProvider
+from ticketing.triage.factory import build_provider
+from ticketing.triage.local import LocalAnalyzer
 
 
 @dataclass
@@ -16,6 +19,9 @@ class Runtime:
     settings: Settings
     db: Database
     sender: EmailSender
+    # Built once per process: SDK clients are costly to create and hold connection pools.
+    provider: TriageProvider
+    fallback: TriageProvider = field(default_factory=LocalAnalyzer)
     handlers: dict[str, JobHandler] = field(default_factory=dict)
 
     def make_worker(self, concurrency: int | None = None, name: str | None = None) -> Worker:
@@ -30,6 +36,9 @@ class Runtime:
         )
 
     async def close(self) -> None:
+        aclose = getattr(self.provider, "aclose", None)
+        if aclose is not None:
+            await aclose()
         await self.db.dispose()
 
 
@@ -37,6 +46,11 @@ def build_runtime(settings: Settings, *, sender: EmailSender | None = None) -> R
     from ticketing import flows
 
     db = Database(settings.database_url, pool_size=max(5, settings.worker_concurrency))
-    runtime = Runtime(settings=settings, db=db, sender=sender or build_sender(settings))
+    runtime = Runtime(
+        settings=settings,
+        db=db,
+        sender=sender or build_sender(settings),
+        provider=build_provider(settings),
+    )
     runtime.handlers = flows.job_handlers(runtime)
     return runtime

@@ -46,9 +46,7 @@ ALIAS_GROUPS: tuple[tuple[str, ...], ...] = (
     ("performance", "perf"),
 )
 
-_CANONICAL: dict[str, str] = {
-    alias: group[0] for group in ALIAS_GROUPS for alias in group
-}
+_CANONICAL: dict[str, str] = {alias: group[0] for group in ALIAS_GROUPS for alias in group}
 
 _SPACES = re.compile(r"\s+")
 

@@ -58,7 +58,7 @@ async def request_code(session: AsyncSession, settings: Settings, email: str) ->
             "Too many codes requested for this address; try again later",
         )
     if recent and settings.otp_resend_seconds:
-        wait = (recent[0].created_at + timedelta(seconds=settings.otp_resend_seconds) - now)
+        wait = recent[0].created_at + timedelta(seconds=settings.otp_resend_seconds) - now
         if wait.total_seconds() > 0:
             raise RateLimited(
                 math.ceil(wait.total_seconds()),

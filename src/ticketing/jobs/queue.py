@@ -1,4 +1,4 @@
-"""The durable job queue: enqueue in the caller's transaction, claim with leases, finish or retry."""
+"""The durable job queue: enqueue in the caller's transaction, lease, finish or retry."""
 
 from __future__ import annotations
 
@@ -79,7 +79,11 @@ def _claimable(now: datetime) -> Any:
 
 
 async def claim_jobs(
-    db: Database, worker_id: str, limit: int, lease_seconds: float, kinds: Sequence[str] | None = None
+    db: Database,
+    worker_id: str,
+    limit: int,
+    lease_seconds: float,
+    kinds: Sequence[str] | None = None,
 ) -> list[ClaimedJob]:
     """Atomically take up to `limit` due jobs, leasing them to `worker_id`."""
     if limit <= 0:
@@ -109,7 +113,9 @@ async def claim_jobs(
             )
             .returning(Job.id, Job.kind, Job.payload, Job.attempts, Job.max_attempts)
         )
-        return [ClaimedJob(r.id, r.kind, r.payload, r.attempts, r.max_attempts, token) for r in rows]
+        return [
+            ClaimedJob(r.id, r.kind, r.payload, r.attempts, r.max_attempts, token) for r in rows
+        ]
 
 
 async def _fail_exhausted_leases(session: AsyncSession, now: datetime) -> None:
@@ -188,7 +194,7 @@ async def mark_failed_attempt(db: Database, job: ClaimedJob, error: str) -> str:
 
 
 async def release(db: Database, job: ClaimedJob) -> None:
-    """Give a claimed job back untouched (graceful shutdown): it runs again soon, attempt refunded."""
+    """Hand a claimed job back untouched (graceful shutdown); its attempt is refunded."""
     now = utcnow()
     async with db.transaction() as session:
         await session.execute(

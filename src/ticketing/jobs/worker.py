@@ -1,4 +1,4 @@
-"""The job worker: claims due jobs, runs them concurrently, retries with backoff, shuts down cleanly."""
+"""The job worker: claims due jobs, runs them concurrently, retries, shuts down cleanly."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ class JobContext:
     finished: bool = field(default=False)
 
     async def finish(self, session: AsyncSession) -> None:
-        """Mark the job done inside `session`, so the job's effects and its completion commit together."""
+        """Mark the job done inside `session`: its effects and its completion commit together."""
         if not await queue.mark_done(session, self.job):
             raise LeaseLost(self.job.id)
         self.finished = True
@@ -93,7 +93,7 @@ class Worker:
         self._wakeup.set()
 
     async def run(self) -> None:
-        """Run until stop(); then let in-flight jobs finish (or release them after the grace period)."""
+        """Run until stop(); then in-flight jobs finish, or are released after the grace period."""
         log.info("worker started", extra={"worker": self.id, "concurrency": self.concurrency})
         heartbeat = asyncio.create_task(self._heartbeat())
         try:
@@ -172,8 +172,9 @@ class Worker:
 
 
 async def run_one(
-    db: Database, handlers: Mapping[str, JobHandler], job: ClaimedJob, timeout: float
+    db: Database, handlers: Mapping[str, JobHandler], job: ClaimedJob, timeout_seconds: float
 ) -> None:
+    timeout = timeout_seconds
     handler = handlers.get(job.kind)
     ctx = JobContext(job=job, db=db)
     extra: dict[str, Any] = {"job_id": job.id, "kind": job.kind, "attempt": job.attempts}
@@ -195,8 +196,9 @@ async def run_one(
         if isinstance(exc, TimeoutError):
             error = f"job timed out after {timeout:g} s"
         if isinstance(exc, PermanentJobError):
-            job = ClaimedJob(job.id, job.kind, job.payload, job.max_attempts, job.max_attempts,
-                             job.lock_token)
+            job = ClaimedJob(
+                job.id, job.kind, job.payload, job.max_attempts, job.max_attempts, job.lock_token
+            )
         try:
             status = await queue.mark_failed_attempt(db, job, error)
         except Exception:

@@ -30,7 +30,10 @@ def render_email(
     settings: Settings, template: str, to: str, subject: str, context: dict[str, Any]
 ) -> OutgoingEmail:
     env = _environment()
-    values = {"app_name": settings.app_name, "public_url": settings.public_url.rstrip("/")} | context
+    values = {
+        "app_name": settings.app_name,
+        "public_url": settings.public_url.rstrip("/"),
+    } | context
     return OutgoingEmail(
         to=to,
         subject=subject,

@@ -20,7 +20,9 @@ def make_send_email_handler(sender: EmailSender, on_sent: OnSent | None = None) 
         payload = ctx.job.payload
         try:
             email = OutgoingEmail(
-                to=payload["to"], subject=payload["subject"], text=payload["text"],
+                to=payload["to"],
+                subject=payload["subject"],
+                text=payload["text"],
                 html=payload["html"],
             )
         except KeyError as exc:
@@ -31,7 +33,9 @@ def make_send_email_handler(sender: EmailSender, on_sent: OnSent | None = None) 
             if payload.get("sensitive"):
                 scrubbed = {k: v for k, v in payload.items() if k not in ("text", "html")}
                 await session.execute(
-                    update(Job).where(Job.id == ctx.job.id).values(payload=scrubbed | {"scrubbed": True})
+                    update(Job)
+                    .where(Job.id == ctx.job.id)
+                    .values(payload=scrubbed | {"scrubbed": True})
                 )
             if on_sent is not None:
                 await on_sent(session, payload)

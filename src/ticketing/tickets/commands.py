@@ -44,8 +44,12 @@ def register(app: typer.Typer) -> None:
                 results: list[TriageResult] = []
                 errors: list[str] = []
                 limit = asyncio.Semaphore(concurrency)
-                columns = (TextColumn("Re-analysing"), BarColumn(), MofNCompleteColumn(),
-                           TimeElapsedColumn())
+                columns = (
+                    TextColumn("Re-analysing"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeElapsedColumn(),
+                )
                 with Progress(*columns, console=console) as progress:
                     task = progress.add_task("rerun", total=len(ids))
 

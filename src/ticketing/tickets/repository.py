@@ -95,7 +95,9 @@ async def count_created_since(session: AsyncSession, user_id: str, since: dateti
     return int((await session.scalar(stmt)) or 0)
 
 
-async def oldest_created_since(session: AsyncSession, user_id: str, since: datetime) -> datetime | None:
+async def oldest_created_since(
+    session: AsyncSession, user_id: str, since: datetime
+) -> datetime | None:
     stmt = select(func.min(Ticket.created_at)).where(
         Ticket.created_by == user_id, Ticket.created_at >= since
     )
@@ -103,9 +105,11 @@ async def oldest_created_since(session: AsyncSession, user_id: str, since: datet
 
 
 async def rerun_candidates(session: AsyncSession) -> Sequence[str]:
-    stmt = select(Ticket.id).where(
-        Ticket.analysis_status == "fallback", Ticket.status.in_(OPEN_STATES)
-    ).order_by(Ticket.created_at)
+    stmt = (
+        select(Ticket.id)
+        .where(Ticket.analysis_status == "fallback", Ticket.status.in_(OPEN_STATES))
+        .order_by(Ticket.created_at)
+    )
     return (await session.scalars(stmt)).all()
 
 

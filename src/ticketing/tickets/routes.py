@@ -52,14 +52,23 @@ def _filters(
     q: Annotated[str | None, Query(max_length=200)] = None,
 ) -> TicketFilters:
     return TicketFilters(
-        status=status, priority=priority, ticket_type=ticket_type, assigned_to=assigned_to,
-        created_by=created_by, analysis_status=analysis_status, q=q or None,
+        status=status,
+        priority=priority,
+        ticket_type=ticket_type,
+        assigned_to=assigned_to,
+        created_by=created_by,
+        analysis_status=analysis_status,
+        q=q or None,
     )
 
 
 @router.post("/tickets/create", status_code=status.HTTP_201_CREATED, response_model=TicketOut)
-@router.post("/tickets", status_code=status.HTTP_201_CREATED, response_model=TicketOut,
-             include_in_schema=False)
+@router.post(
+    "/tickets",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TicketOut,
+    include_in_schema=False,
+)
 async def create_ticket(
     body: TicketCreate, user: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> TicketOut:
@@ -125,15 +134,22 @@ async def get_ticket(ticket_id: str, user: CurrentUser, session: SessionDep) -> 
 
 @router.patch("/tickets/{ticket_id}", response_model=TicketOut, responses=NOT_FOUND)
 async def update_ticket(
-    ticket_id: str, body: TicketUpdate, user: CurrentUser, session: SessionDep,
+    ticket_id: str,
+    body: TicketUpdate,
+    user: CurrentUser,
+    session: SessionDep,
     settings: SettingsDep,
 ) -> TicketOut:
     ticket = await service.update_ticket(session, settings, user, ticket_id, body)
     return ticket_out(ticket, user)
 
 
-@router.post("/tickets/{ticket_id}/comments", status_code=status.HTTP_201_CREATED,
-             response_model=CommentOut, responses=NOT_FOUND)
+@router.post(
+    "/tickets/{ticket_id}/comments",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CommentOut,
+    responses=NOT_FOUND,
+)
 async def add_comment(
     ticket_id: str, body: CommentCreate, user: CurrentUser, session: SessionDep
 ) -> CommentOut:
@@ -142,8 +158,12 @@ async def add_comment(
 
 @router.get("/tickets/{ticket_id}/comments", response_model=Page[CommentOut], responses=NOT_FOUND)
 async def list_comments(
-    ticket_id: str, user: CurrentUser, session: SessionDep, limit: Limit = 50,
-    cursor: Cursor = None, order: Order = "newest",
+    ticket_id: str,
+    user: CurrentUser,
+    session: SessionDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    order: Order = "newest",
 ) -> Page[CommentOut]:
     rows = await service.list_comments(
         session, user, ticket_id, limit=limit, cursor=cursor, order=order
@@ -154,8 +174,12 @@ async def list_comments(
 
 @router.get("/tickets/{ticket_id}/events", response_model=Page[EventOut], responses=NOT_FOUND)
 async def list_events(
-    ticket_id: str, user: CurrentUser, session: SessionDep, limit: Limit = 50,
-    cursor: Cursor = None, order: Order = "newest",
+    ticket_id: str,
+    user: CurrentUser,
+    session: SessionDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    order: Order = "newest",
 ) -> Page[EventOut]:
     rows = await service.list_events(
         session, user, ticket_id, limit=limit, cursor=cursor, order=order
@@ -164,8 +188,12 @@ async def list_events(
     return Page(items=[EventOut.model_validate(e) for e in items], next_cursor=next_cursor)
 
 
-@router.post("/tickets/{ticket_id}/reanalyze", status_code=status.HTTP_202_ACCEPTED,
-             response_model=QueuedOut, responses=NOT_FOUND)
+@router.post(
+    "/tickets/{ticket_id}/reanalyze",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=QueuedOut,
+    responses=NOT_FOUND,
+)
 async def reanalyze(ticket_id: str, _admin: AdminUser, session: SessionDep) -> QueuedOut:
     return QueuedOut(queued=await service.reanalyze_ticket(session, ticket_id))
 

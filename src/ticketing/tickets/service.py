@@ -46,7 +46,9 @@ def triage_job_key(ticket_id: str) -> str:
 
 def queue_triage(session: AsyncSession, ticket_id: str, *, reason: str) -> None:
     queue.enqueue(
-        session, TRIAGE_TICKET, {"ticket_id": ticket_id, "reason": reason},
+        session,
+        TRIAGE_TICKET,
+        {"ticket_id": ticket_id, "reason": reason},
         key=triage_job_key(ticket_id),
     )
 
@@ -87,15 +89,23 @@ async def create_ticket(
     """Write the ticket, its `created` event and its triage job in one transaction."""
     now = utcnow()
     window_start = now - timedelta(minutes=1)
-    if await repo.count_created_since(session, user.id, window_start) >= settings.ticket_create_per_minute:
+    if (
+        await repo.count_created_since(session, user.id, window_start)
+        >= settings.ticket_create_per_minute
+    ):
         oldest = await repo.oldest_created_since(session, user.id, window_start) or now
         wait = math.ceil((oldest + timedelta(minutes=1) - now).total_seconds())
         raise RateLimited(wait, "You are filing tickets too quickly; try again shortly")
     ticket = repo.add(
         session,
         Ticket(
-            id=new_id(), title=data.title, description=data.description, created_by=user.id,
-            created_at=now, updated_at=now, required_skills=[],
+            id=new_id(),
+            title=data.title,
+            description=data.description,
+            created_by=user.id,
+            created_at=now,
+            updated_at=now,
+            required_skills=[],
         ),
     )
     repo.add_event(session, ticket.id, "created", actor_id=user.id, at=now)
@@ -182,8 +192,12 @@ async def update_ticket(
         elif new_status == TicketStatus.open:
             ticket.resolved_at = None
         repo.add_event(
-            session, ticket.id, "status_changed", actor_id=user.id,
-            data={"from": old, "to": ticket.status}, at=now,
+            session,
+            ticket.id,
+            "status_changed",
+            actor_id=user.id,
+            data={"from": old, "to": ticket.status},
+            at=now,
         )
 
     if "assigned_to" in fields and fields["assigned_to"] != ticket.assigned_to:
@@ -195,15 +209,25 @@ async def update_ticket(
 
 
 async def _reassign(
-    session: AsyncSession, settings: Settings, ticket: Ticket, assignee_id: str | None,
-    admin: User, now: object,
+    session: AsyncSession,
+    settings: Settings,
+    ticket: Ticket,
+    assignee_id: str | None,
+    admin: User,
+    now: object,
 ) -> None:
     if assignee_id is None:
         ticket.assigned_to = None
         ticket.assigned_at = None
         ticket.assignment_reason = f"unassigned by {admin.email}"
-        repo.add_event(session, ticket.id, "assigned", actor_id=admin.id,
-                       data={"to": None, "reason": ticket.assignment_reason}, internal=True)
+        repo.add_event(
+            session,
+            ticket.id,
+            "assigned",
+            actor_id=admin.id,
+            data={"to": None, "reason": ticket.assignment_reason},
+            internal=True,
+        )
         return
     if ticket.status == TicketStatus.closed:
         raise Conflict("A closed ticket cannot be reassigned")
@@ -218,7 +242,11 @@ async def _reassign(
 
 
 def assign(
-    session: AsyncSession, settings: Settings, ticket: Ticket, assignee: User, reason: str,
+    session: AsyncSession,
+    settings: Settings,
+    ticket: Ticket,
+    assignee: User,
+    reason: str,
     actor_id: str | None,
 ) -> None:
     """Give `ticket` to `assignee`, record why, and email them (all in the caller's transaction)."""
@@ -230,7 +258,10 @@ def assign(
     ticket.updated_at = now
     assignee.last_assigned_at = now
     repo.add_event(
-        session, ticket.id, "assigned", actor_id=actor_id,
+        session,
+        ticket.id,
+        "assigned",
+        actor_id=actor_id,
         data={"to": assignee.id, "to_email": assignee.email, "from": previous, "reason": reason},
         internal=True,
     )
@@ -245,12 +276,22 @@ async def add_comment(
         raise Forbidden("Only moderators and admins can write internal notes")
     comment = repo.add_comment(
         session,
-        Comment(id=new_id(), ticket_id=ticket.id, author_id=user.id, body=data.body,
-                internal=data.internal, created_at=utcnow()),
+        Comment(
+            id=new_id(),
+            ticket_id=ticket.id,
+            author_id=user.id,
+            body=data.body,
+            internal=data.internal,
+            created_at=utcnow(),
+        ),
     )
     repo.add_event(
-        session, ticket.id, "commented", actor_id=user.id,
-        data={"comment_id": comment.id, "internal": data.internal}, internal=data.internal,
+        session,
+        ticket.id,
+        "commented",
+        actor_id=user.id,
+        data={"comment_id": comment.id, "internal": data.internal},
+        internal=data.internal,
     )
     ticket.updated_at = utcnow()
     await session.flush()
@@ -258,7 +299,12 @@ async def add_comment(
 
 
 async def list_comments(
-    session: AsyncSession, user: User, ticket_id: str, *, limit: int, cursor: str | None,
+    session: AsyncSession,
+    user: User,
+    ticket_id: str,
+    *,
+    limit: int,
+    cursor: str | None,
     order: Order,
 ) -> Sequence[Comment]:
     ticket = await get_visible(session, user, ticket_id)
@@ -268,7 +314,12 @@ async def list_comments(
 
 
 async def list_events(
-    session: AsyncSession, user: User, ticket_id: str, *, limit: int, cursor: str | None,
+    session: AsyncSession,
+    user: User,
+    ticket_id: str,
+    *,
+    limit: int,
+    cursor: str | None,
     order: Order,
 ) -> Sequence[TicketEvent]:
     ticket = await get_visible(session, user, ticket_id)

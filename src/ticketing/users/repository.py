@@ -48,7 +48,10 @@ async def list_page(
     if q:
         pattern = f"%{escape_like(q.lower())}%"
         stmt = stmt.where(
-            or_(User.email.like(pattern, escape="\\"), func.lower(User.name).like(pattern, escape="\\"))
+            or_(
+                User.email.like(pattern, escape="\\"),
+                func.lower(User.name).like(pattern, escape="\\"),
+            )
         )
     stmt = paginate(stmt, User.created_at, User.id, limit=limit, cursor=cursor, order=order)
     return (await session.scalars(stmt)).all()

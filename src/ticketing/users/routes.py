@@ -33,8 +33,12 @@ async def list_users(
     return Page(items=[UserOut.model_validate(u) for u in items], next_cursor=next_cursor)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=UserOut,
-             responses={409: {"description": "A user with this email exists"}})
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserOut,
+    responses={409: {"description": "A user with this email exists"}},
+)
 async def create_user(body: UserCreate, _admin: AdminUser, session: SessionDep) -> UserOut:
     user = await service.create_user(
         session, email=body.email, role=body.role, name=body.name, skills=body.skills
@@ -47,8 +51,11 @@ async def get_user(user_id: str, _admin: AdminUser, session: SessionDep) -> User
     return UserOut.model_validate(await service.get_user(session, user_id))
 
 
-@router.patch("/{user_id}", response_model=UserOut,
-              responses={409: {"description": "Would remove the last active admin"}})
+@router.patch(
+    "/{user_id}",
+    response_model=UserOut,
+    responses={409: {"description": "Would remove the last active admin"}},
+)
 async def update_user(
     user_id: str, body: UserUpdate, _admin: AdminUser, session: SessionDep
 ) -> UserOut:

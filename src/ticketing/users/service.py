@@ -73,9 +73,9 @@ async def update_user(session: AsyncSession, user_id: str, changes: UserUpdate) 
     was_active_admin = user.role == Role.admin.value and user.is_active
     new_role = Role(fields["role"]).value if "role" in fields else user.role
     new_active = fields.get("is_active", user.is_active)
-    if was_active_admin and (new_role != Role.admin.value or not new_active):
-        if await repository.count_active_admins(session) <= 1:
-            raise Conflict("This is the last active admin; promote someone else first")
+    stepping_down = was_active_admin and (new_role != Role.admin.value or not new_active)
+    if stepping_down and await repository.count_active_admins(session) <= 1:
+        raise Conflict("This is the last active admin; promote someone else first")
 
     if new_role != user.role or new_active != user.is_active:
         # Existing tokens carry the old role: make them stop working.
