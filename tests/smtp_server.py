@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -47,8 +48,11 @@ class RecordingHandler:
         self.messages: list[ReceivedMail] = []
         self.lock = threading.Lock()
         self.fail_with: str | None = None  # e.g. "451 4.3.0 try later" to simulate an outage
+        self.delay_seconds = 0.0  # a slow server, to catch a sender in the middle of sending
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.delay_seconds:
+            await asyncio.sleep(self.delay_seconds)
         if self.fail_with:
             return self.fail_with
         message = message_from_bytes(envelope.content, policy=policy.default)
@@ -105,6 +109,7 @@ class SmtpTestServer:
         with self.handler.lock:
             self.handler.messages.clear()
         self.handler.fail_with = None
+        self.handler.delay_seconds = 0.0
 
     def to(self, address: str) -> list[ReceivedMail]:
         return [m for m in self.messages if address in m.recipients]

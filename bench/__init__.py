@@ -1,0 +1,1 @@
+"""Load and pipeline benchmarks (`make bench`); not part of `make test`."""
