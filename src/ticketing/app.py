@@ -24,8 +24,12 @@ from ticketing.middleware import (
     SecurityHeadersMiddleware,
 )
 from ticketing.runtime import Runtime, build_runtime
+from ticketing.tickets.routes import admin_router as tickets_admin_router
+from ticketing.tickets.routes import router as tickets_router
 from ticketing.users import service as users_service
 from ticketing.users.routes import router as users_router
+from ticketing.web.routes import router as web_router
+from ticketing.web.routes import static_files
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +81,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(users_router)
-    _include_optional_routers(app)
+    app.include_router(tickets_router)
+    app.include_router(tickets_admin_router)
+    app.include_router(web_router)
+    app.mount("/static", static_files(), name="static")
     _install_error_handlers(app)
 
     # Starlette runs the last-added middleware first.
@@ -92,15 +99,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.add_middleware(BodySizeLimitMiddleware)
     app.add_middleware(RequestContextMiddleware)
     return app
-
-
-def _include_optional_routers(app: FastAPI) -> None:
-    """Routers of the ticket pipeline and the web front end."""
-    from ticketing.tickets.routes import admin_router
-    from ticketing.tickets.routes import router as tickets_router
-
-    app.include_router(tickets_router)
-    app.include_router(admin_router)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
