@@ -226,3 +226,37 @@ async def test_rerun_ai_command_does_the_work_itself(
     )
     assert result.exit_code == 1
     assert os.environ["AI_PROVIDER"] == "gemini"
+
+
+async def test_openai_compatible_server_drives_triage(client, runtime, actors):
+    from ticketing.triage.openai_provider import OpenAIProvider
+
+    from .fakes.fake_openai import FakeOpenAI
+
+    with FakeOpenAI() as fake:
+        fake.answer = {
+            "required_skills": ["JavaScript", "css"],
+            "priority": "low",
+            "ticket_type": "feature",
+            "helpful_notes": "Cosmetic.",
+        }
+        settings = runtime.settings.model_copy(
+            update={
+                "ai_provider": "openai",
+                "openai_base_url": f"{fake.base_url}/v1",
+                "openai_model": "llama3.1",
+                "ai_timeout_seconds": 2.0,
+                "ai_max_retries": 0,
+            }
+        )
+        runtime.provider = OpenAIProvider(settings)
+        t = await file(client, actors["alice"], {"title": "Dark mode", "description": "please"})
+        await drain(runtime)
+        got = await ticket(client, actors, t["id"])
+        assert got["analysis_status"] == "ai"
+        assert got["analysis_provider"] == "openai" and got["analysis_model"] == "llama3.1"
+        assert got["required_skills"] == ["javascript", "css"]
+        assert got["assigned_to"] == actors.ids["mod_web"]
+        [request] = fake.requests
+        assert request.body["temperature"] == 0
+        assert request.body["response_format"] == {"type": "json_object"}
