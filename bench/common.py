@@ -103,9 +103,7 @@ class ProcessGroup:
         self.log_dir = log_dir
         self.services: list[Service] = []
 
-    def start(
-        self, name: str, argv: Sequence[str], *, env: dict[str, str], cwd: Path
-    ) -> Service:
+    def start(self, name: str, argv: Sequence[str], *, env: dict[str, str], cwd: Path) -> Service:
         log_path = self.log_dir / f"{name}.log"
         with open(log_path, "ab") as out:
             popen = subprocess.Popen(

@@ -87,7 +87,9 @@ async def open_loop(driver: Driver, rate: float, duration: float) -> float:
 
 async def main_async(args: argparse.Namespace) -> dict[str, object]:
     requests = read_requests(Path(args.requests))
-    limits = httpx.Limits(max_connections=args.connections, max_keepalive_connections=args.connections)
+    limits = httpx.Limits(
+        max_connections=args.connections, max_keepalive_connections=args.connections
+    )
     async with httpx.AsyncClient(
         base_url=args.base_url, limits=limits, timeout=httpx.Timeout(10.0, pool=60.0)
     ) as client:

@@ -60,6 +60,11 @@ export function chipsInput({ id, label, values = [], hint = 'Press Enter or comm
   return {
     element,
     input,
+    clear() {
+      current = [];
+      input.value = '';
+      draw();
+    },
     get values() {
       if (input.value.trim()) addFromInput();
       return [...current];
