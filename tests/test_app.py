@@ -135,3 +135,18 @@ def test_database_url_forms_are_normalised(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     s = load_settings(secret_key="k" * 40, database_url="postgres://u:p@db:5432/app")
     assert s.database_url == "postgresql+asyncpg://u:p@db:5432/app"
+
+
+async def test_nul_characters_are_refused_cleanly(client, actors):
+    r = await client.post(
+        "/tickets/create", json={"title": "a\u0000b", "description": "d"}, headers=actors["alice"]
+    )
+    assert r.status_code == 422
+    r = await client.get("/tickets", params={"q": "a\u0000b"}, headers=actors["alice"])
+    assert r.status_code == 400
+    r = await client.post(
+        "/admin/users",
+        json={"email": "n@example.com", "skills": ["py\u0000"]},
+        headers=actors["admin"],
+    )
+    assert r.status_code == 422

@@ -72,6 +72,10 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # NUL cannot be stored or searched in PostgreSQL text: refuse it in paths and queries.
+        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+            await _send_json(send, 400, {"detail": "NUL characters are not allowed in URLs"})
+            return
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None:
             try:

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from ticketing.skills import normalise_skills
 from ticketing.users.models import Role
@@ -23,7 +23,18 @@ Name = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class StrictModel(BaseModel):
+    """Request bodies: unknown fields are errors, strings are trimmed and may not hold NUL."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # PostgreSQL cannot store NUL in text; refuse it here rather than fail at the database.
+        items = value if isinstance(value, list) else [value]
+        if any(isinstance(item, str) and "\x00" in item for item in items):
+            raise ValueError("must not contain NUL characters")
+        return value
 
 
 class UserOut(BaseModel):
