@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test lint typecheck pytest worker migrate fuzz bench clean
+.PHONY: run test lint typecheck pytest worker migrate fuzz bench screenshots clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ worker: $(VENV)/.stamp-runtime
 
 migrate: $(VENV)/.stamp-runtime
 	$(BIN)/ticketing db upgrade
+
+## Re-take docs/screenshots/ from the real pages (needs Debian's chromium).
+screenshots: $(VENV)/.stamp-dev
+	$(BIN)/pytest tests/web
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -34,7 +34,9 @@ function describe(status) {
 
 // "Value error, must not be blank" -> "Must not be blank"
 function cleanMessage(msg) {
-  const text = String(msg).replace(/^Value error, /, '');
+  const text = String(msg)
+    .replace(/^Value error, /, '')
+    .replace(/^String should have at least 1 character$/, 'This field is required');
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
 

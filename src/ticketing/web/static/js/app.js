@@ -47,7 +47,7 @@ function renderFrame(path) {
   const list = h('ul', { class: 'nav-list' });
   for (const [href, label] of navItems(state.me)) {
     const target = href.slice(1);
-    const current = path === target || (target === '/tickets' && path.startsWith('/tickets/'));
+    const current = path === target;
     list.append(h('li', null, h('a', { href, 'aria-current': current ? 'page' : null }, label)));
   }
   nav.append(list);
@@ -65,7 +65,7 @@ function context(viewId) {
     appName: APP_NAME,
     isStaff: isStaff(),
     isAdmin: state.me && state.me.role === 'admin',
-    directory: state.directory,
+    get directory() { return state.directory; },
     alive: () => state.view === viewId,
     loadDirectory,
     refreshMe,

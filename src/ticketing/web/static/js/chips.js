@@ -6,7 +6,7 @@ const normalise = (text) => text.trim().toLowerCase().replace(/\s+/g, ' ').slice
 
 export function chipsInput({ id, label, values = [], hint = 'Press Enter or comma to add a skill.' }) {
   let current = [...new Set(values.map(normalise).filter(Boolean))];
-  const list = h('ul', { class: 'chip-list editable', 'aria-label': `${label}: current values` });
+  const list = h('ul', { class: 'chip-list editable', 'aria-label': `Chosen: ${label}` });
   const input = h('input', {
     type: 'text', id, autocomplete: 'off', spellcheck: 'false', maxlength: '50',
     'aria-describedby': `${id}-hint ${id}-error`, placeholder: 'Add a skill',

@@ -56,17 +56,25 @@ export function skillChips(skills) {
 
 const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 
-export function when(iso) {
+const shortFormat = new Intl.DateTimeFormat(undefined, {
+  month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit',
+});
+
+/** A <time> element; `short` drops the year (for tables), the full date is in its title. */
+export function when(iso, { short = false } = {}) {
   if (!iso) return h('span', { class: 'muted' }, '—');
   const date = new Date(iso);
-  return h('time', { datetime: iso }, dateFormat.format(date));
+  const full = dateFormat.format(date);
+  return h('time', { datetime: iso, title: short ? full : null }, short ? shortFormat.format(date) : full);
 }
 
-/** A person's display name for an id: "you", the directory's name/email, or a fallback. */
-export function personName(ctx, id, fallback = 'someone') {
+/** A person's display name for an id: "you", the directory's name/email, or a fallback.
+ *  `short` gives the name alone (tables); the default adds the email. */
+export function personName(ctx, id, fallback = 'someone', { short = false } = {}) {
   if (!id) return fallback;
   if (ctx.me && id === ctx.me.id) return 'you';
   const person = ctx.directory && ctx.directory.get(id);
-  if (person) return person.name ? `${person.name} (${person.email})` : person.email;
-  return fallback;
+  if (!person) return fallback;
+  if (!person.name) return person.email;
+  return short ? person.name : `${person.name} (${person.email})`;
 }

@@ -73,7 +73,7 @@ export function renderNewTicket(root, ctx) {
           const id = `ticket-${name}`;
           if (setFieldError(form, id, message) && !first) first = id;
         }
-        setFormError(form, error.general.length ? error.general.join(' ') : 'Please fix the fields marked below.');
+        setFormError(form, error.general.length ? error.general.join(' ') : 'Please correct the highlighted fields.');
         if (first) document.getElementById(first).focus();
       } else if (error.status === 429) {
         setFormError(form, `You are filing tickets too quickly. Try again in ${waitText(error.retryAfter)}.`);

@@ -50,13 +50,12 @@ export async function renderPeople(root, ctx, params) {
       h('td', { dataset: { label: 'Person' } },
         h('div', { class: 'person' },
           h('strong', null, person.name || person.email),
-          person.name ? h('span', { class: 'muted' }, person.email) : null,
-          self ? h('span', { class: 'muted' }, '(you)') : null)),
+          person.name ? h('span', null, person.email) : null,
+          h('span', { class: 'muted small' }, self ? 'You · joined ' : 'Joined ', when(person.created_at)))),
       h('td', { dataset: { label: 'Role' } }, roleBadge(person.role)),
       h('td', { dataset: { label: 'Skills' } }, skillChips(person.skills)),
       h('td', { dataset: { label: 'Status' } },
-        h('span', { class: `badge ${person.is_active ? 'active' : 'inactive'}` }, ACTIVE[person.is_active]),
-        h('span', { class: 'muted small' }, ' since ', when(person.created_at))),
+        h('span', { class: `badge ${person.is_active ? 'active' : 'inactive'}` }, ACTIVE[person.is_active])),
       h('td', { dataset: { label: 'Actions' } },
         h('div', { class: 'actions' },
           h('button', {
@@ -128,7 +127,7 @@ export async function renderPeople(root, ctx, params) {
       if (error.status === 401) return;
       if (form && error.status === 422) {
         for (const [key, msg] of Object.entries(error.fields)) setFieldError(form, `person-${key}`, msg);
-        setFormError(form, 'Please fix the fields marked below.');
+        setFormError(form, 'Please correct the highlighted fields.');
       } else if (form) {
         setFormError(form, error.message);
       } else {
@@ -190,7 +189,7 @@ function inviteForm(ctx, onInvited) {
       if (error.status === 401) return;
       if (error.status === 422) {
         for (const [key, msg] of Object.entries(error.fields)) setFieldError(form, `invite-${key}`, msg);
-        setFormError(form, 'Please fix the fields marked below.');
+        setFormError(form, 'Please correct the highlighted fields.');
       } else if (error.status === 409) {
         setFieldError(form, 'invite-email', 'Someone with this email already has an account.');
         email.focus();

@@ -71,9 +71,14 @@ export async function renderTicket(root, ctx, ticketId) {
   let watch = null; // {analyzedAt, until}: after "re-analyse", refresh until it lands
   let timer = null;
 
+  // Redraw only when something changed, so polling never disturbs a form being filled in.
   async function refresh() {
     const next = await fetchAll(path);
     if (!ctx.alive()) return;
+    if (JSON.stringify(next) === JSON.stringify(data)) {
+      schedule();
+      return;
+    }
     data = next;
     draw();
   }
@@ -133,13 +138,14 @@ export async function renderTicket(root, ctx, ticketId) {
     if (moves.length) {
       const group = h('div', { class: 'actions', role: 'group', 'aria-label': 'Change status' });
       for (const [from, to] of moves) {
-        const danger = to === 'closed';
+        const label = moveLabel(from, to, roles);
+        const onclick = to === 'closed'
+          ? () => confirmClose(group, label)
+          : () => busy(group, () => change({ status: to }, (t) => `Status changed to ${STATUS[t.status]}.`));
         group.append(h('button', {
-          type: 'button', id: `status-to-${to}`,
-          class: `button ${to === 'resolved' ? 'primary' : danger ? 'danger' : 'secondary'}`,
-          onclick: (event) => busy(event.target.parentElement, () => change({ status: to },
-            (t) => `Status changed to ${STATUS[t.status]}.`)),
-        }, moveLabel(from, to, roles)));
+          type: 'button', id: `status-to-${to}`, onclick,
+          class: `button ${to === 'resolved' ? 'primary' : to === 'closed' ? 'danger' : 'secondary'}`,
+        }, label));
       }
       items.push(group);
     } else if (ticket.status === 'closed') {
@@ -148,6 +154,27 @@ export async function renderTicket(root, ctx, ticketId) {
     if (roles.has('staff') && ticket.status !== 'closed') items.push(triageForm(ticket));
     if (roles.has('admin')) items.push(...adminForms(ticket));
     return items;
+  }
+
+  // Closing is final: ask once, in the page, before doing it.
+  function confirmClose(group, label) {
+    const box = h('div', { class: 'confirm', role: 'group', 'aria-labelledby': 'confirm-close-text' },
+      h('p', { id: 'confirm-close-text' }, 'Closed tickets are final: they cannot be reopened. Continue?'));
+    const yes = h('button', {
+      type: 'button', class: 'button danger', id: 'confirm-close',
+      onclick: () => busy(box, () => change({ status: 'closed' }, () => 'The ticket is closed.')),
+    }, `Yes, ${label.toLowerCase()}`);
+    const no = h('button', {
+      type: 'button', class: 'button secondary',
+      onclick: () => {
+        draw();
+        const again = document.getElementById('status-to-closed');
+        if (again) again.focus();
+      },
+    }, 'Cancel');
+    box.append(h('div', { class: 'actions' }, yes, no));
+    group.replaceWith(box);
+    yes.focus();
   }
 
   function triageForm(ticket) {

@@ -192,7 +192,7 @@ function assigneeCell(ctx, ticket) {
     return h('span', { class: 'muted' }, ticket.analysis_status === 'pending' ? 'Waiting for triage' : 'Unassigned');
   }
   if (!ctx.isStaff) return 'A support agent';
-  return personName(ctx, ticket.assigned_to, 'assigned');
+  return personName(ctx, ticket.assigned_to, 'assigned', { short: true });
 }
 
 function table(ctx, config, items) {
@@ -203,9 +203,9 @@ function table(ctx, config, items) {
     ['Type', (t) => typeBadge(t.ticket_type)],
     ['Analysis', (t) => analysisBadge(t.analysis_status)],
     ['Assignee', (t) => assigneeCell(ctx, t)],
-    ['Updated', (t) => when(t.updated_at)],
+    ['Updated', (t) => when(t.updated_at, { short: true })],
   ];
-  if (config.admin) columns.splice(6, 0, ['Filed by', (t) => personName(ctx, t.created_by, 'a user')]);
+  if (config.admin) columns.splice(6, 0, ['Filed by', (t) => personName(ctx, t.created_by, 'a user', { short: true })]);
   return h('table', { class: 'tickets responsive' },
     h('caption', { class: 'sr-only' }, config.title),
     h('thead', null, h('tr', null, columns.map(([label]) => h('th', { scope: 'col' }, label)))),
