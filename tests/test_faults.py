@@ -125,6 +125,7 @@ async def _count(runtime, stmt) -> int:
         return int(await session.scalar(stmt) or 0)
 
 
+@pytest.mark.timeout(300)
 async def test_kill_9_workers_during_triage_and_sending(
     pg_settings, runtime, client, actors, smtp, tmp_path
 ):
@@ -330,6 +331,7 @@ def _gemini(runtime, fake, timeout: float = 5.0, retries: int = 2):
     return GeminiProvider(s)
 
 
+@pytest.mark.timeout(600)
 async def test_two_apis_three_workers_two_thousand_tickets(pg_settings, runtime, smtp, tmp_path):
     n_users, per_user = 20, 100
     mods = [
