@@ -43,6 +43,10 @@ worker: $(VENV)/.stamp-runtime
 migrate: $(VENV)/.stamp-runtime
 	$(BIN)/ticketing db upgrade
 
+## Longer schemathesis run: FUZZ_EXAMPLES cases per operation (default 100) plus the coverage phase.
+fuzz: $(VENV)/.stamp-dev
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-100} $(BIN)/pytest tests/test_fuzz.py $(PYTEST_ARGS)
+
 ## Re-take docs/screenshots/ from the real pages (needs Debian's chromium).
 screenshots: $(VENV)/.stamp-dev
 	$(BIN)/pytest tests/web

@@ -9,10 +9,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import iter_route_contexts
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from ticketing.auth.routes import router as auth_router
 from ticketing.config import Settings, get_settings
@@ -23,6 +27,8 @@ from ticketing.middleware import (
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
 )
+from ticketing.ratelimit import SlidingWindow
+from ticketing.responses import EVERY_OPERATION
 from ticketing.runtime import Runtime, build_runtime
 from ticketing.tickets.routes import admin_router as tickets_admin_router
 from ticketing.tickets.routes import router as tickets_router
@@ -73,10 +79,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         title=settings.app_name,
         version="0.1.0",
         description="AI helpdesk: passwordless sign-in, AI triage, skill-based routing.",
+        responses=EVERY_OPERATION,
         lifespan=lifespan,
     )
     if runtime is not None:
         app.state.runtime = runtime
+    app.state.auth_limiter = SlidingWindow(settings.auth_requests_per_client_per_hour, 3600)
 
     app.include_router(health_router)
     app.include_router(auth_router)
@@ -87,21 +95,48 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.mount("/static", static_files(), name="static")
     _install_error_handlers(app)
 
-    # Starlette runs the last-added middleware first.
-    app.add_middleware(SecurityHeadersMiddleware, csp=CSP)
+    # Starlette runs the last-added middleware first. Security headers and CORS sit outside the
+    # body limit so that its 400/413 answers (and CORS preflights) carry them too.
+    app.add_middleware(BodySizeLimitMiddleware)
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origin_list,
-            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_methods=["GET", "POST", "PATCH"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    app.add_middleware(BodySizeLimitMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, csp=CSP)
     app.add_middleware(RequestContextMiddleware)
     return app
 
 
+def _allowed_methods(app: FastAPI, request: Request) -> set[str]:
+    """The methods of the resource at this path; the router's 405 names only the first route's.
+
+    A literal path (`/tickets/create`) is its own resource, even where a template
+    (`/tickets/{ticket_id}`) would also match it.
+    """
+    literal: set[str] = set()
+    templated: set[str] = set()
+    for route in iter_route_contexts(app.routes):
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE and route.methods:
+            (templated if "{" in (route.path or "") else literal).update(route.methods)
+    return literal or templated
+
+
 def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 405 and (allowed := _allowed_methods(app, request)):
+            # RFC 9110: Allow lists all the methods the resource supports.
+            exc = StarletteHTTPException(
+                405,
+                exc.detail,
+                headers={**(exc.headers or {}), "Allow": ", ".join(sorted(allowed))},
+            )
+        return await http_exception_handler(request, exc)
+
     @app.exception_handler(AppError)
     async def app_error(_request: Request, exc: AppError) -> JSONResponse:
         return JSONResponse(

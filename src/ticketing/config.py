@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     otp_max_attempts: int = Field(5, ge=1, le=20)
     otp_resend_seconds: int = Field(60, ge=0, le=3600)
     otp_max_per_hour: int = Field(5, ge=1, le=100)
+    # Calls to /auth/request-otp and /auth/verify-otp per client address (per API process).
+    auth_requests_per_client_per_hour: int = Field(100, ge=1)
 
     ai_provider: Literal["auto", "gemini", "openai", "local"] = "auto"
     gemini_api_key: str | None = None

@@ -31,7 +31,9 @@ def make_send_email_handler(sender: EmailSender, on_sent: OnSent | None = None) 
         await sender.send(email)
         async with ctx.db.transaction() as session:
             if payload.get("sensitive"):
-                scrubbed = {k: v for k, v in payload.items() if k not in ("text", "html")}
+                # The subject too: a sign-in code's subject carries the code.
+                secret = ("subject", "text", "html")
+                scrubbed = {k: v for k, v in payload.items() if k not in secret}
                 await session.execute(
                     update(Job)
                     .where(Job.id == ctx.job.id)

@@ -1,12 +1,21 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
 from ticketing.deps import AdminUser, CurrentUser, SessionDep, SettingsDep, StaffUser
 from ticketing.errors import Forbidden
 from ticketing.pagination import Order, Page, page_of
+from ticketing.responses import (
+    BAD_CURSOR,
+    FIELD_ERRORS,
+    FORBIDDEN,
+    UNAUTHORIZED,
+    conflict,
+    not_found,
+    rate_limited,
+)
 from ticketing.tickets import service
 from ticketing.tickets.models import AnalysisStatus, Priority, Ticket, TicketStatus, TicketType
 from ticketing.tickets.repository import TicketFilters
@@ -21,15 +30,13 @@ from ticketing.tickets.schemas import (
 )
 from ticketing.users.models import Role, User
 
-router = APIRouter(tags=["tickets"])
-admin_router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(tags=["tickets"], responses=UNAUTHORIZED)
+admin_router = APIRouter(prefix="/admin", tags=["admin"], responses={**UNAUTHORIZED, **FORBIDDEN})
 
 Limit = Annotated[int, Query(ge=1, le=100)]
 Cursor = Annotated[str | None, Query(max_length=500)]
 Id = Annotated[str | None, Query(max_length=36)]
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"description": "No such ticket, or not yours to see"}
-}
+NOT_FOUND = not_found("No such ticket, or not yours to see")
 
 
 def ticket_out(ticket: Ticket, viewer: User) -> TicketOut:
@@ -62,12 +69,21 @@ def _filters(
     )
 
 
-@router.post("/tickets/create", status_code=status.HTTP_201_CREATED, response_model=TicketOut)
+CREATE_RESPONSES = rate_limited("Too many tickets filed in the last minute")
+
+
+@router.post(
+    "/tickets/create",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TicketOut,
+    responses=CREATE_RESPONSES,
+)
 @router.post(
     "/tickets",
     status_code=status.HTTP_201_CREATED,
     response_model=TicketOut,
-    include_in_schema=False,
+    responses=CREATE_RESPONSES,
+    summary="Create Ticket (REST alias of /tickets/create)",
 )
 async def create_ticket(
     body: TicketCreate, user: CurrentUser, session: SessionDep, settings: SettingsDep
@@ -76,7 +92,7 @@ async def create_ticket(
     return ticket_out(ticket, user)
 
 
-@router.get("/tickets", response_model=Page[TicketOut])
+@router.get("/tickets", response_model=Page[TicketOut], responses=BAD_CURSOR)
 async def list_tickets(
     user: CurrentUser,
     session: SessionDep,
@@ -99,7 +115,9 @@ async def list_tickets(
     return Page(items=[ticket_out(t, user) for t in items], next_cursor=next_cursor)
 
 
-@router.get("/moderator/tickets", response_model=Page[TicketOut])
+@router.get(
+    "/moderator/tickets", response_model=Page[TicketOut], responses={**BAD_CURSOR, **FORBIDDEN}
+)
 async def moderator_tickets(
     user: StaffUser,
     session: SessionDep,
@@ -132,7 +150,16 @@ async def get_ticket(ticket_id: str, user: CurrentUser, session: SessionDep) -> 
     return ticket_out(await service.get_visible(session, user, ticket_id), user)
 
 
-@router.patch("/tickets/{ticket_id}", response_model=TicketOut, responses=NOT_FOUND)
+@router.patch(
+    "/tickets/{ticket_id}",
+    response_model=TicketOut,
+    responses={
+        **FORBIDDEN,
+        **NOT_FOUND,
+        **conflict("Not a status move the ticket can make"),
+        **FIELD_ERRORS,
+    },
+)
 async def update_ticket(
     ticket_id: str,
     body: TicketUpdate,
@@ -148,7 +175,7 @@ async def update_ticket(
     "/tickets/{ticket_id}/comments",
     status_code=status.HTTP_201_CREATED,
     response_model=CommentOut,
-    responses=NOT_FOUND,
+    responses={**FORBIDDEN, **NOT_FOUND},
 )
 async def add_comment(
     ticket_id: str, body: CommentCreate, user: CurrentUser, session: SessionDep
@@ -156,7 +183,11 @@ async def add_comment(
     return CommentOut.model_validate(await service.add_comment(session, user, ticket_id, body))
 
 
-@router.get("/tickets/{ticket_id}/comments", response_model=Page[CommentOut], responses=NOT_FOUND)
+@router.get(
+    "/tickets/{ticket_id}/comments",
+    response_model=Page[CommentOut],
+    responses={**BAD_CURSOR, **NOT_FOUND},
+)
 async def list_comments(
     ticket_id: str,
     user: CurrentUser,
@@ -172,7 +203,11 @@ async def list_comments(
     return Page(items=[CommentOut.model_validate(c) for c in items], next_cursor=next_cursor)
 
 
-@router.get("/tickets/{ticket_id}/events", response_model=Page[EventOut], responses=NOT_FOUND)
+@router.get(
+    "/tickets/{ticket_id}/events",
+    response_model=Page[EventOut],
+    responses={**BAD_CURSOR, **NOT_FOUND},
+)
 async def list_events(
     ticket_id: str,
     user: CurrentUser,
@@ -192,7 +227,7 @@ async def list_events(
     "/tickets/{ticket_id}/reanalyze",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=QueuedOut,
-    responses=NOT_FOUND,
+    responses={**FORBIDDEN, **NOT_FOUND},
 )
 async def reanalyze(ticket_id: str, _admin: AdminUser, session: SessionDep) -> QueuedOut:
     return QueuedOut(queued=await service.reanalyze_ticket(session, ticket_id))

@@ -4,11 +4,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from ticketing.skills import normalise_skills
 from ticketing.tickets.models import AnalysisStatus, Priority, TicketStatus, TicketType
 from ticketing.triage.base import MAX_SKILLS
-from ticketing.users.schemas import StrictModel
+from ticketing.users.schemas import VISIBLE, StrictModel
 
 
 def _not_blank(value: str) -> str:
@@ -17,8 +18,12 @@ def _not_blank(value: str) -> str:
     return value.strip()
 
 
-Title = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_not_blank)]
-Body = Annotated[str, Field(min_length=1, max_length=20000), AfterValidator(_not_blank)]
+Title = Annotated[
+    str, Field(min_length=1, max_length=200, pattern=VISIBLE), AfterValidator(_not_blank)
+]
+Body = Annotated[
+    str, Field(min_length=1, max_length=20000, pattern=VISIBLE), AfterValidator(_not_blank)
+]
 SkillList = Annotated[
     list[Annotated[str, Field(max_length=50)]],
     Field(max_length=MAX_SKILLS),
@@ -57,10 +62,12 @@ class TicketOut(BaseModel):
 
 
 class TicketUpdate(StrictModel):
-    status: TicketStatus | None = None
-    priority: Priority | None = None
-    ticket_type: TicketType | None = None
-    required_skills: SkillList | None = None
+    # Omitted means "leave as is"; null is refused (422) except for assigned_to (unassign), so
+    # the schema does not offer null for the others.
+    status: TicketStatus | SkipJsonSchema[None] = None
+    priority: Priority | SkipJsonSchema[None] = None
+    ticket_type: TicketType | SkipJsonSchema[None] = None
+    required_skills: SkillList | SkipJsonSchema[None] = None
     assigned_to: str | None = Field(default=None, max_length=36)
 
 

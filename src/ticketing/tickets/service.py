@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.config import Settings
-from ticketing.db import new_id, utcnow
+from ticketing.db import lock_for_transaction, new_id, utcnow
 from ticketing.errors import Conflict, Forbidden, InvalidField, NotFound, RateLimited
 from ticketing.jobs import queue
 from ticketing.pagination import Order
@@ -87,6 +87,9 @@ async def create_ticket(
     session: AsyncSession, settings: Settings, user: User, data: TicketCreate
 ) -> Ticket:
     """Write the ticket, its `created` event and its triage job in one transaction."""
+    # Concurrent requests of one user must not all pass the count below (PostgreSQL; SQLite
+    # already serialises writers at BEGIN IMMEDIATE).
+    await lock_for_transaction(session, f"tickets:create:{user.id}")
     now = utcnow()
     window_start = now - timedelta(minutes=1)
     if (

@@ -6,16 +6,25 @@ from fastapi import APIRouter, Query, status
 
 from ticketing.deps import AdminUser, SessionDep
 from ticketing.pagination import Order, Page, page_of
+from ticketing.responses import (
+    BAD_CURSOR,
+    FIELD_ERRORS,
+    FORBIDDEN,
+    UNAUTHORIZED,
+    conflict,
+    not_found,
+)
 from ticketing.users import service
 from ticketing.users.models import Role
 from ticketing.users.schemas import UserCreate, UserOut, UserUpdate
 
-router = APIRouter(prefix="/admin/users", tags=["admin"])
+router = APIRouter(prefix="/admin/users", tags=["admin"], responses={**UNAUTHORIZED, **FORBIDDEN})
+NO_USER = not_found("No such user")
 
 Limit = Annotated[int, Query(ge=1, le=100)]
 
 
-@router.get("", response_model=Page[UserOut])
+@router.get("", response_model=Page[UserOut], responses=BAD_CURSOR)
 async def list_users(
     _admin: AdminUser,
     session: SessionDep,
@@ -37,7 +46,7 @@ async def list_users(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=UserOut,
-    responses={409: {"description": "A user with this email exists"}},
+    responses=conflict("A user with this email exists"),
 )
 async def create_user(body: UserCreate, _admin: AdminUser, session: SessionDep) -> UserOut:
     user = await service.create_user(
@@ -46,7 +55,7 @@ async def create_user(body: UserCreate, _admin: AdminUser, session: SessionDep) 
     return UserOut.model_validate(user)
 
 
-@router.get("/{user_id}", response_model=UserOut)
+@router.get("/{user_id}", response_model=UserOut, responses=NO_USER)
 async def get_user(user_id: str, _admin: AdminUser, session: SessionDep) -> UserOut:
     return UserOut.model_validate(await service.get_user(session, user_id))
 
@@ -54,7 +63,11 @@ async def get_user(user_id: str, _admin: AdminUser, session: SessionDep) -> User
 @router.patch(
     "/{user_id}",
     response_model=UserOut,
-    responses={409: {"description": "Would remove the last active admin"}},
+    responses={
+        **NO_USER,
+        **conflict("Would remove the last active admin"),
+        **FIELD_ERRORS,
+    },
 )
 async def update_user(
     user_id: str, body: UserUpdate, _admin: AdminUser, session: SessionDep

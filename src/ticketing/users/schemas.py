@@ -4,6 +4,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from ticketing.skills import normalise_skills
 from ticketing.users.models import Role
@@ -19,7 +20,11 @@ Skills = Annotated[
     Field(max_length=50),
     AfterValidator(normalise_skills),
 ]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
+# "Not blank", as a pattern clients and schema-driven tests can read: at least one character
+# that is neither white space nor a control character, with the same meaning in Python, in
+# pydantic-core (Rust) and in JSON Schema (ECMA-262) regular expressions.
+VISIBLE = r"[^\s\x00-\x1f\x7f-\x9f\ufeff]"
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=VISIBLE)]
 
 
 class StrictModel(BaseModel):
@@ -59,6 +64,7 @@ class UserCreate(StrictModel):
 
 class UserUpdate(StrictModel):
     name: Name | None = None
-    role: Role | None = None
+    # null is refused (422) for role and is_active, so the schema does not offer it.
+    role: Role | SkipJsonSchema[None] = None
     skills: Skills | None = None
-    is_active: bool | None = None
+    is_active: bool | SkipJsonSchema[None] = None
