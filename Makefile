@@ -43,6 +43,11 @@ worker: $(VENV)/.stamp-runtime
 migrate: $(VENV)/.stamp-runtime
 	$(BIN)/ticketing db upgrade
 
+## Benchmarks (not part of `make test`): API vs a minimal baseline, and the triage pipeline.
+bench: $(VENV)/.stamp-dev
+	$(PY) -m bench.api $(BENCH_API_ARGS)
+	$(PY) -m bench.pipeline $(BENCH_PIPELINE_ARGS)
+
 ## Longer schemathesis run: FUZZ_EXAMPLES cases per operation (default 100) plus the coverage phase.
 fuzz: $(VENV)/.stamp-dev
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-100} $(BIN)/pytest tests/test_fuzz.py $(PYTEST_ARGS)

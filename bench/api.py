@@ -25,8 +25,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from ticketing.db import Database
-
 from bench import seed
 from bench.common import (
     SECRET_KEY,
@@ -35,9 +33,11 @@ from bench.common import (
     Req,
     RssSampler,
     Service,
+    drop_database,
     emit_json,
     free_port,
     install_signal_handlers,
+    loadavg,
     log,
     markdown_table,
     mb,
@@ -47,7 +47,6 @@ from bench.common import (
     postgres_version,
     proc_memory_kb,
     recreate_database,
-    drop_database,
     run_load,
     service_env,
     ticketing_cli,
@@ -55,11 +54,13 @@ from bench.common import (
     write_requests,
 )
 from bench.common import machine_info as get_machine_info
+from ticketing.db import Database
 
 PG_DB = "bench_api"
 TARGET_CREATE_RATIO = 0.6
 TARGET_LIST_P99_MS = 50.0
 TARGET_RSS_MB = 200.0
+BASELINE_ARGS = ["bench.baseline_app:create_app", "--factory", "--no-access-log"]
 DEEP_DEPTHS = [10_000, 25_000, 50_000, 75_000, 99_000]
 
 
@@ -88,8 +89,30 @@ class EngineRun:
         return self.create.rps / self.baseline_create.rps
 
     @property
+    def create_cpu_ratio(self) -> float | None:
+        """Baseline server CPU per create / ours: the throughput ratio with contention removed."""
+        ours = self.create.server_cpu_ms_per_request if self.create else None
+        base = self.baseline_create.server_cpu_ms_per_request if self.baseline_create else None
+        return round(base / ours, 3) if ours and base else None
+
+    def cpu_note(self) -> str:
+        ours = self.create.server_cpu_ms_per_request if self.create else None
+        base = self.baseline_create.server_cpu_ms_per_request if self.baseline_create else None
+        if not ours or not base:
+            return "server CPU per create: n/a"
+        return (
+            f"server CPU per create: ours {ours:.1f} ms, baseline {base:.1f} ms "
+            f"(CPU ratio baseline/ours {base / ours:.2f})"
+        )
+
+    @property
     def worst_list_p99(self) -> float:
-        return max((r.p99_ms for r in self.list_100k.values()), default=0.0)
+        """The worst p99 of the 100k scenarios; a scenario with no completed request counts as
+        its whole duration (every request took longer than that)."""
+        return max(
+            (r.p99_ms if r.requests else r.duration_s * 1000 for r in self.list_100k.values()),
+            default=0.0,
+        )
 
     def targets(self) -> dict[str, dict[str, Any]]:
         return {
@@ -118,6 +141,7 @@ class EngineRun:
             "baseline_create": fig(self.baseline_create),
             "create": fig(self.create),
             "create_ratio": round(self.create_ratio, 3),
+            "create_cpu_ratio": self.create_cpu_ratio,
             "list": fig(self.list_page),
             "tickets_before_bulk": self.tickets_before_bulk,
             "tickets_total": self.tickets_total,
@@ -143,18 +167,29 @@ class Bench:
         self.workdir = workdir
         self.procs = procs
         self.loadgen = pick_loadgen(args.loadgen)
+        self.server_pid: int | None = None
 
     def load(
         self, base_url: str, name: str, reqs: list[Req], duration: float, connections: int
     ) -> LoadResult:
         path = write_requests(self.workdir / f"{name}.tsv", reqs)
-        result = run_load(self.loadgen, base_url, path, connections=connections, duration=duration)
+        result = run_load(
+            self.loadgen,
+            base_url,
+            path,
+            connections=connections,
+            duration=duration,
+            server_pid=self.server_pid,
+        )
         log(
             f"  {name}: {result.rps:,.0f} req/s, p50 {result.p50_ms:.1f} ms, "
-            f"p99 {result.p99_ms:.1f} ms, errors {result.errors}"
+            f"p99 {result.p99_ms:.1f} ms, errors {result.errors}, server CPU "
+            f"{result.server_cpu_pct or 0:.0f}%, machine busy {result.machine_busy_pct or 0:.0f}%"
         )
         if result.errors:
             log(f"  WARNING: {result.errors} failed requests in {name}")
+        if not result.requests:
+            log(f"  WARNING: no request of {name} completed within {duration:g} s")
         return result
 
     def warm_and_measure(
@@ -183,6 +218,7 @@ class Bench:
         )
         base_url = f"http://127.0.0.1:{port}"
         wait_http(f"{base_url}/health/ready", service)
+        self.server_pid = service.pid
         return service, base_url
 
     async def run_engine(self, engine: str) -> EngineRun:
@@ -207,8 +243,7 @@ class Bench:
             log(f"[{engine}] baseline: POST /tickets/create")
             base, base_url = self.start_server(
                 "baseline",
-                [sys.executable, "-m", "uvicorn", "bench.baseline_app:create_app", "--factory"]
-                + ["--no-access-log"],
+                [sys.executable, "-m", "uvicorn", *BASELINE_ARGS],
                 {"database_url": url, "baseline_user_id": people.user_ids[0]},
             )
             with RssSampler(base.pid) as base_rss:
@@ -339,11 +374,19 @@ def print_report(runs: list[EngineRun], loadgen: str, args: argparse.Namespace) 
         "p99 ms",
         "max ms",
         "errors",
+        "server CPU %",
+        "CPU ms/req",
+        "loadgen CPU %",
+        "machine busy %",
     ]
 
     def row(name: str, r: LoadResult | None) -> list[object]:
         if r is None:
             return [name, *["-"] * (len(headers) - 1)]
+        if not r.requests:
+            slow = f"> {r.duration_s * 1000:.0f}"
+            cpu = [r.server_cpu_pct, None, r.loadgen_cpu_pct, r.machine_busy_pct]
+            return [name, r.connections, 0, 0.0, slow, slow, slow, slow, r.errors, *cpu]
         return [
             name,
             r.connections,
@@ -354,6 +397,10 @@ def print_report(runs: list[EngineRun], loadgen: str, args: argparse.Namespace) 
             r.p99_ms,
             r.max_ms,
             r.errors,
+            r.server_cpu_pct,
+            r.server_cpu_ms_per_request,
+            r.loadgen_cpu_pct,
+            r.machine_busy_pct,
         ]
 
     print(
@@ -372,7 +419,7 @@ def print_report(runs: list[EngineRun], loadgen: str, args: argparse.Namespace) 
                 ],
             )
         )
-        print(f"\ncreate throughput ours/baseline: {run.create_ratio:.2f}\n")
+        print(f"\ncreate throughput ours/baseline: {run.create_ratio:.2f}; {run.cpu_note()}\n")
         print(
             f"## {run.engine}: GET /tickets with {run.tickets_total:,} tickets "
             f"({run.bulk_rows:,} bulk-inserted in {run.bulk_seconds:.1f} s)\n"
@@ -399,7 +446,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up before each")
     p.add_argument("--connections", type=int, default=32, help="concurrent connections")
     p.add_argument("--list-duration", type=float, default=5.0, help="seconds per 100k scenario")
-    p.add_argument("--list-connections", type=int, default=4, help="connections, 100k scenarios")
+    p.add_argument(
+        "--list-connections", type=int, default=1, help="connections, 100k scenarios (latency)"
+    )
     p.add_argument("--tickets", type=int, default=100_000, help="tickets for the list scenarios")
     p.add_argument("--users", type=int, default=1000, help="users owning the tickets")
     p.add_argument("--moderators", type=int, default=20)
@@ -418,6 +467,7 @@ async def amain(args: argparse.Namespace) -> None:
     install_signal_handlers()
     started = time.monotonic()
     machine = get_machine_info()
+    load_before = loadavg()
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     pg_version = await postgres_version() if "postgres" in engines else None
     workdir = Path(tempfile.mkdtemp(prefix="bench_api_"))
@@ -436,12 +486,14 @@ async def amain(args: argparse.Namespace) -> None:
     total = time.monotonic() - started
     print(
         f"Took {total:.0f} s. Machine: {machine['nproc']} cores ({machine['cpu']}), "
-        f"{machine['mem_total']} RAM, PostgreSQL {pg_version}, SQLite {machine['sqlite']}.\n"
+        f"{machine['mem_total']} RAM, PostgreSQL {pg_version}, SQLite {machine['sqlite']}. "
+        f"Load average before {load_before}, after {loadavg()}.\n"
     )
     emit_json(
         {
             "bench": "api",
-            "machine": machine | {"postgresql": pg_version},
+            "machine": machine
+            | {"postgresql": pg_version, "loadavg_before": load_before, "loadavg_after": loadavg()},
             "loadgen": bench.loadgen,
             "settings": {
                 k: getattr(args, k)

@@ -17,11 +17,11 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 
 from ticketing.db import create_engine, new_id
 from ticketing.tickets.models import Ticket
@@ -39,7 +39,7 @@ class TicketIn(BaseModel):
 def create_app() -> FastAPI:
     engine = create_engine(os.environ["DATABASE_URL"], pool_size=POOL_SIZE)
     created_by = os.environ["BASELINE_USER_ID"]
-    tickets = Ticket.__table__
+    tickets = cast(Table, Ticket.__table__)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

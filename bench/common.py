@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import socket
@@ -293,16 +294,31 @@ class LoadResult:
     p99_ms: float
     max_ms: float
     rate: float | None = None  # offered requests/s (paced runs only)
+    # CPU over the run, in % of one core: the server process and the load generator; and how
+    # busy the whole machine was, in % of all its cores (other work on the machine shows here).
+    server_cpu_pct: float | None = None
+    loadgen_cpu_pct: float | None = None
+    machine_busy_pct: float | None = None
+    first_started_at: float | None = None  # wall clock of the first request (httpx only)
 
     @property
     def rps(self) -> float:
         return self.requests / self.duration_s if self.duration_s else 0.0
 
+    @property
+    def server_cpu_ms_per_request(self) -> float | None:
+        """Server CPU time per request: steadier than req/s when the machine is shared."""
+        if self.server_cpu_pct is None or not self.requests:
+            return None
+        return self.server_cpu_pct * 10 * self.duration_s / self.requests
+
     def figures(self) -> dict[str, Any]:
         out = asdict(self)
         out["rps"] = round(self.rps, 1)
-        for key in ("duration_s", "mean_ms", "p50_ms", "p95_ms", "p99_ms", "max_ms"):
-            out[key] = round(out[key], 2)
+        out["server_cpu_ms_per_request"] = self.server_cpu_ms_per_request
+        for key, value in out.items():
+            if isinstance(value, float):
+                out[key] = round(value, 2)
         return out
 
 
@@ -322,14 +338,17 @@ def run_load(
     connections: int,
     duration: float,
     rate: float | None = None,
+    server_pid: int | None = None,
+    total: int | None = None,
 ) -> LoadResult:
     """Drive `base_url` with the requests in `requests_file` for `duration` seconds.
 
     wrk runs closed-loop (each connection sends its next request when the last one answered).
     The httpx generator does the same, or, with `rate`, paces requests open-loop and measures
-    each from its scheduled start (no coordinated omission).
+    each from its scheduled start (no coordinated omission), or, with `total`, sends exactly
+    that many requests and stops.
     """
-    if tool == "wrk" and rate is None:
+    if tool == "wrk" and rate is None and total is None:
         argv = [
             "wrk",
             "-t1",
@@ -360,7 +379,11 @@ def run_load(
         ]
         if rate is not None:
             argv += ["--rate", str(rate)]
-    out = run_checked(argv, env=dict(os.environ), cwd=REPO_ROOT, timeout=duration + 120)
+        if total is not None:
+            argv += ["--total", str(total)]
+    timeout = duration + 120 if total is None else 3600
+    with CpuMeter(server_pid) as cpu:
+        out = run_checked(argv, env=dict(os.environ), cwd=REPO_ROOT, timeout=timeout)
     for line in out.splitlines():
         if line.startswith(JSON_PREFIX):
             data = json.loads(line[len(JSON_PREFIX) :])
@@ -376,6 +399,10 @@ def run_load(
                 p99_ms=float(data["p99_ms"]),
                 max_ms=float(data["max_ms"]),
                 rate=rate,
+                server_cpu_pct=cpu.process_pct,
+                loadgen_cpu_pct=cpu.children_pct,
+                machine_busy_pct=cpu.machine_pct,
+                first_started_at=data.get("first_started_at"),
             )
     raise RuntimeError(f"no figures in the load generator's output:\n{out}")
 
@@ -386,6 +413,66 @@ def percentile(sorted_values: Sequence[float], p: float) -> float:
         return 0.0
     rank = max(1, min(len(sorted_values), round(p / 100 * len(sorted_values) + 0.5)))
     return float(sorted_values[rank - 1])
+
+
+# ---- CPU and memory -----------------------------------------------------------------------------
+
+
+def _machine_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    total = sum(fields[:8])  # guest time is already counted in user
+    return total - idle, total
+
+
+def _process_ticks(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+class CpuMeter:
+    """CPU used during a block by some processes, by waited-for children, and by the machine."""
+
+    def __init__(self, *pids: int | None) -> None:
+        self.pids = [p for p in pids if p]
+        self.hz = os.sysconf("SC_CLK_TCK")
+        self.process_pct: float | None = None
+        self.children_pct: float | None = None
+        self.machine_pct: float | None = None
+
+    def _procs(self) -> int | None:
+        ticks = [_process_ticks(pid) for pid in self.pids]
+        return sum(t for t in ticks if t is not None) if self.pids else None
+
+    def __enter__(self) -> CpuMeter:
+        self._t0 = time.monotonic()
+        self._proc0 = self._procs()
+        self._machine0 = _machine_ticks()
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self._children0 = usage.ru_utime + usage.ru_stime
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        elapsed = max(time.monotonic() - self._t0, 1e-6)
+        proc1 = self._procs()
+        if proc1 is not None and self._proc0 is not None:
+            self.process_pct = (proc1 - self._proc0) / self.hz / elapsed * 100
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.children_pct = (usage.ru_utime + usage.ru_stime - self._children0) / elapsed * 100
+        busy1, total1 = _machine_ticks()
+        busy0, total0 = self._machine0
+        if total1 > total0:
+            self.machine_pct = (busy1 - busy0) / (total1 - total0) * 100
+
+
+def loadavg() -> list[float]:
+    """1, 5 and 15 minute load averages: other work on the machine skews every figure."""
+    return [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
 
 
 # ---- memory -------------------------------------------------------------------------------------

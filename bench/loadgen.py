@@ -5,7 +5,9 @@ replayed round-robin, and one "BENCHJSON {...}" line at the end. Closed-loop by 
 `--rate R` paces R requests/s open-loop and times each from its scheduled start.
 
     python -m bench.loadgen --base-url http://127.0.0.1:8000 --requests r.tsv \
-        --connections 32 --duration 10 [--rate 50]
+        --connections 32 --duration 10 [--rate 50] [--total 1000]
+
+`--total N` stops after N requests (closed loop), however long they take.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class Driver:
         self.counter = itertools.count(1)
         self.latencies: list[float] = []
         self.errors = 0
+        self.sent = 0
+        self.first_started_at: float | None = None  # wall clock (time.time())
 
     async def send(self, started: float | None = None) -> None:
         req = next(self.cycle)
@@ -48,6 +52,9 @@ class Driver:
         if req.token:
             headers["Authorization"] = f"Bearer {req.token}"
         body = ticket_body(next(self.counter)) if req.method == "POST" else None
+        self.sent += 1
+        if self.first_started_at is None:
+            self.first_started_at = time.time()
         t0 = time.perf_counter() if started is None else started
         try:
             response = await self.client.request(req.method, req.path, headers=headers, json=body)
@@ -60,11 +67,17 @@ class Driver:
             self.errors += 1
 
 
-async def closed_loop(driver: Driver, connections: int, duration: float) -> float:
+async def closed_loop(
+    driver: Driver, connections: int, duration: float, total: int | None = None
+) -> float:
     started = time.perf_counter()
     deadline = started + duration
 
     async def connection() -> None:
+        if total is not None:
+            while driver.sent < total:
+                await driver.send()
+            return
         while time.perf_counter() < deadline:
             await driver.send()
 
@@ -97,7 +110,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
         if args.rate:
             elapsed = await open_loop(driver, args.rate, args.duration)
         else:
-            elapsed = await closed_loop(driver, args.connections, args.duration)
+            elapsed = await closed_loop(driver, args.connections, args.duration, args.total)
     ms = sorted(v * 1000 for v in driver.latencies)
     return {
         "tool": "httpx",
@@ -109,6 +122,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
         "p95_ms": percentile(ms, 95),
         "p99_ms": percentile(ms, 99),
         "max_ms": ms[-1] if ms else 0.0,
+        "first_started_at": driver.first_started_at,
     }
 
 
@@ -119,6 +133,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=None, help="requests/s, open-loop")
+    parser.add_argument("--total", type=int, default=None, help="stop after N requests")
     args = parser.parse_args()
     try:
         import uvloop

@@ -7,10 +7,11 @@ import random
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, insert, select
 
+from bench.common import SECRET_KEY
 from ticketing.auth.tokens import issue_access_token
 from ticketing.config import Settings
 from ticketing.db import Database, new_id
@@ -18,7 +19,8 @@ from ticketing.pagination import encode_cursor
 from ticketing.tickets.models import Ticket
 from ticketing.users.models import User
 
-from bench.common import SECRET_KEY
+TICKETS = cast(Table, Ticket.__table__)
+USERS = cast(Table, User.__table__)
 
 MODERATOR_SKILLS = [
     ["python", "postgresql"],
@@ -33,19 +35,21 @@ MODERATOR_SKILLS = [
 
 # Ticket text for the 100,000 seeded tickets. Each word is in roughly a quarter of them;
 # COMMON_WORD is one of them and RARE_WORD is in one ticket of 2,000.
-VOCABULARY = (
+_WORDS = (
     "account access admin alert api app archive audit backup balance batch billing browser "
-    "build cache card cart certificate chart checkout client cluster config connection console "
-    "contract cookie cron css customer dashboard data database deploy device disk dns docker "
-    "domain download email encryption endpoint error event feature field file filter firewall "
-    "form gateway graph header import index invoice job kubernetes label latency layout ledger "
-    "license limit linux load log login memory menu merge message metric migration mobile "
-    "monitor network notification order page password payment permission plan plugin policy "
-    "portal printer profile proxy query queue quota receipt record refund release replica "
-    "request role router schedule schema screen search server session settings shipment "
-    "signup slow sso storage subscription sync table tax team template tenant timeout token "
-    "trace upload user vendor version vpn warehouse webhook widget window workflow"
-).split()
+    "build cache card cart certificate chart checkout client cluster config connection "
+    "console contract cookie cron css customer dashboard data database deploy device disk "
+    "dns docker domain download email encryption endpoint error event feature field file "
+    "filter firewall form gateway graph header import index invoice job kubernetes label "
+    "latency layout ledger license limit linux load log login memory menu merge message "
+    "metric migration mobile monitor network notification order page password payment "
+    "permission plan plugin policy portal printer profile proxy query queue quota receipt "
+    "record refund release replica request role router schedule schema screen search "
+    "server session settings shipment signup slow sso storage subscription sync table tax "
+    "team template tenant timeout token trace upload user vendor version vpn warehouse "
+    "webhook widget window workflow"
+)
+VOCABULARY = _WORDS.split()
 COMMON_WORD = "invoice"
 RARE_WORD = "flamingo"
 RARE_EVERY = 2000
@@ -60,9 +64,7 @@ class People:
 
 
 def token_settings() -> Settings:
-    return Settings(  # type: ignore[call-arg]
-        _env_file=None, secret_key=SECRET_KEY, access_token_expire_minutes=24 * 60
-    )
+    return Settings(_env_file=None, secret_key=SECRET_KEY, access_token_expire_minutes=24 * 60)
 
 
 async def seed_people(db: Database, n_users: int, n_moderators: int) -> People:
@@ -99,7 +101,7 @@ async def seed_people(db: Database, n_users: int, n_moderators: int) -> People:
     user_ids = [person(f"user{i}@bench.example", "user", []) for i in range(n_users)]
     async with db.transaction() as session:
         for start in range(0, len(rows), 1000):
-            await session.execute(insert(User.__table__), rows[start : start + 1000])
+            await session.execute(insert(USERS), rows[start : start + 1000])
     people = People(admin_id, moderator_ids, user_ids)
     settings = token_settings()
     for uid in [admin_id, *moderator_ids, *user_ids]:
@@ -173,7 +175,7 @@ async def top_up_tickets(db: Database, target: int, people: People) -> tuple[int
         return 0, 0.0
     rows = ticket_rows(n, people, oldest or datetime.now(UTC))
     started = time.monotonic()
-    table = Ticket.__table__
+    table = TICKETS
     if db.dialect == "postgresql":
         columns = [c.name for c in table.columns]
         records = [
@@ -194,7 +196,7 @@ async def top_up_tickets(db: Database, target: int, people: People) -> tuple[int
 
 
 async def deep_cursors(db: Database, depths: list[int]) -> list[str]:
-    """Opaque cursors (as the API hands them out) pointing `depth` rows into the newest-first list."""
+    """Opaque cursors, as the API hands them out, `depth` rows into the newest-first list."""
     cursors = []
     async with db.transaction() as session:
         for depth in depths:
