@@ -57,6 +57,10 @@ from bench.common import machine_info as get_machine_info
 from ticketing.db import Database
 
 PG_DB = "bench_api"
+LOADGEN_NAMES = {
+    "wrk": "wrk (bench/wrk_requests.lua, 1 thread, closed loop)",
+    "httpx": "asyncio + httpx (bench/loadgen.py, its own process, closed loop)",
+}
 TARGET_CREATE_RATIO = 0.6
 TARGET_LIST_P99_MS = 50.0
 TARGET_RSS_MB = 200.0
@@ -404,8 +408,8 @@ def print_report(runs: list[EngineRun], loadgen: str, args: argparse.Namespace) 
         ]
 
     print(
-        f"\nLoad generator: {loadgen} (closed loop, 1 thread), {args.duration:g} s per run after "
-        f"{args.warmup:g} s warm-up; server: one process, WORKER=external.\n"
+        f"\nLoad generator: {LOADGEN_NAMES.get(loadgen, loadgen)}, {args.duration:g} s per run "
+        f"after {args.warmup:g} s warm-up; server: one process, WORKER=external.\n"
     )
     for run in runs:
         print(f"## {run.engine}: POST /tickets/create and GET /tickets?limit=50\n")
