@@ -52,13 +52,17 @@ def paginate(
     """Apply keyset pagination; fetches limit+1 rows so the caller can tell if there is more."""
     if cursor:
         moment, row_id = decode_cursor(cursor)
+        # The plain bound on created_at is implied by the OR, but it is what lets PostgreSQL and
+        # SQLite start the index scan at the cursor instead of filtering every row above it.
         if order == "newest":
             stmt = stmt.where(
-                or_(created_col < moment, and_(created_col == moment, id_col < row_id))
+                created_col <= moment,
+                or_(created_col < moment, and_(created_col == moment, id_col < row_id)),
             )
         else:
             stmt = stmt.where(
-                or_(created_col > moment, and_(created_col == moment, id_col > row_id))
+                created_col >= moment,
+                or_(created_col > moment, and_(created_col == moment, id_col > row_id)),
             )
     if order == "newest":
         stmt = stmt.order_by(created_col.desc(), id_col.desc())
