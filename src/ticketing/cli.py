@@ -36,12 +36,22 @@ def _settings() -> Settings:
         raise typer.Exit(2) from exc
 
 
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed (it comes with uvicorn[standard]), as the API server uses."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover
+        return None
+    return uvloop.new_event_loop
+
+
 def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:
     async def main() -> T:
         return await coro_fn()
 
     try:
-        return asyncio.run(main())
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            return runner.run(main())
     except AppError as exc:
         err_console.print(f"[red]Error:[/red] {exc.detail}")
         raise typer.Exit(1) from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -17,7 +18,6 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
-from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -29,6 +29,8 @@ NAMING_CONVENTION = {
 }
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# One process gains nothing from more SQLite connections than it has cores to run them on.
+SQLITE_POOL_SIZE = 4
 
 
 def utcnow() -> datetime:
@@ -85,19 +87,33 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+READ_ONLY = "ticketing_read_only"
+
+
 def _begin_immediate_sqlite(conn: Any) -> None:
     # Take the write lock at BEGIN so two writers queue on busy_timeout rather than
-    # deadlocking when both try to upgrade a read lock.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # deadlocking when both try to upgrade a read lock. A read-only unit of work (a GET) takes
+    # no lock at all: WAL readers never wait for the writer nor block it.
+    if conn.get_execution_options().get(READ_ONLY):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
     if url.startswith("sqlite"):
+        # Pooled: a new connection per request would cost a thread, the PRAGMAs and SQLite
+        # reading the schema again. (":memory:" keeps SQLAlchemy's single shared connection.)
+        pool: dict[str, Any] = (
+            {}
+            if ":memory:" in url
+            else {"pool_size": SQLITE_POOL_SIZE, "max_overflow": 0, "pool_timeout": 30}
+        )
         engine = create_async_engine(
             url,
             echo=echo,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-            poolclass=NullPool if ":memory:" not in url else None,
+            **pool,
         )
         # pysqlite's own transaction handling is turned off so BEGIN IMMEDIATE is ours.
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
@@ -108,7 +124,11 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
         echo=echo,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # No pre-ping: on asyncpg it is BEGIN; ";"; ROLLBACK (3 round trips) before every
+        # transaction. A connection that died with the server fails its one statement, which
+        # invalidates the whole pool (SQLAlchemy) and answers 503; the next request reconnects.
+        pool_pre_ping=False,
+        pool_recycle=3600,
         pool_timeout=10,
         connect_args={"command_timeout": 30, "timeout": 10},
     )
@@ -134,6 +154,30 @@ def _run_after_commit_hooks(session: Session) -> None:
         hook(session)
 
 
+class WriteGate:
+    """SQLite has one writer at a time: this process's writers queue here, first come first
+    served, instead of in SQLite's busy handler, which polls with sleeps of up to 100 ms and
+    lets unlucky writers starve for seconds under load. Re-entrant within a task, so a nested
+    unit of work behaves as it did without the gate."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._owner: asyncio.Task[Any] | None = None
+
+    @asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        task = asyncio.current_task()
+        if task is not None and self._owner is task:
+            yield
+            return
+        async with self._lock:
+            self._owner = task
+            try:
+                yield
+            finally:
+                self._owner = None
+
+
 class Database:
     """Owns the engine and the one session factory."""
 
@@ -141,6 +185,16 @@ class Database:
         self.url = url
         self.engine = create_engine(url, pool_size=pool_size, echo=echo)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._write_gate = WriteGate() if self.dialect == "sqlite" else None
+
+    @asynccontextmanager
+    async def writing(self) -> AsyncIterator[None]:
+        """Hold while a unit of work that may write is open (a no-op on PostgreSQL)."""
+        if self._write_gate is None:
+            yield
+            return
+        async with self._write_gate.hold():
+            yield
 
     @property
     def dialect(self) -> str:
@@ -149,7 +203,7 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """One unit of work: commit on success, roll back on any error."""
-        async with self.sessionmaker() as session, session.begin():
+        async with self.writing(), self.sessionmaker() as session, session.begin():
             yield session
 
     async def dispose(self) -> None:

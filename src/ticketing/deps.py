@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any
 
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ticketing.auth import service as auth_service
 from ticketing.auth.tokens import TokenClaims
 from ticketing.config import Settings
+from ticketing.db import READ_ONLY
 from ticketing.errors import AppError, Forbidden, Unauthorized
 from ticketing.runtime import Runtime
 from ticketing.users.models import Role, User
@@ -32,9 +34,16 @@ def get_settings(runtime: RuntimeDep) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
+async def get_session(runtime: RuntimeDep, request: Request) -> AsyncIterator[AsyncSession]:
     """The request's unit of work: commit if the endpoint succeeds, roll back if it raises."""
-    async with runtime.db.sessionmaker() as session:
+    read_only = request.method in ("GET", "HEAD")
+    async with contextlib.AsyncExitStack() as stack:
+        if not read_only:
+            await stack.enter_async_context(runtime.db.writing())
+        session = await stack.enter_async_context(runtime.db.sessionmaker())
+        if read_only and runtime.db.dialect == "sqlite":
+            # Reads take no write lock on SQLite (see ticketing.db._begin_immediate_sqlite).
+            await session.connection(execution_options={READ_ONLY: True})
         try:
             yield session
         except AppError as exc:

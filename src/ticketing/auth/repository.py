@@ -9,6 +9,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.auth.models import LoginCode, RevokedToken
+from ticketing.users.models import User
 
 
 async def codes_since(session: AsyncSession, email: str, since: datetime) -> Sequence[LoginCode]:
@@ -43,6 +44,13 @@ async def delete_codes_before(session: AsyncSession, email: str, before: datetim
     await session.execute(
         delete(LoginCode).where(LoginCode.email == email, LoginCode.created_at < before)
     )
+
+
+async def user_unless_revoked(session: AsyncSession, user_id: str, jti: str) -> User | None:
+    """The token's user, or None if there is none or the token was revoked: one query."""
+    revoked = select(RevokedToken.jti).where(RevokedToken.jti == jti).exists()
+    stmt = select(User).where(User.id == user_id, ~revoked)
+    return (await session.scalars(stmt)).first()
 
 
 async def is_revoked(session: AsyncSession, jti: str) -> bool:

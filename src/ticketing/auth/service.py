@@ -125,9 +125,7 @@ async def verify_code(
 
 async def user_for_claims(session: AsyncSession, claims: TokenClaims) -> User:
     """The signed-in user behind a decoded token, or 401 if the token no longer counts."""
-    if await codes_repo.is_revoked(session, claims.jti):
-        raise Unauthorized("Token revoked")
-    user = await users_repo.get(session, claims.user_id)
+    user = await codes_repo.user_unless_revoked(session, claims.user_id, claims.jti)
     if user is None or not user.is_active or user.token_version != claims.version:
         raise Unauthorized("Token revoked")
     return user

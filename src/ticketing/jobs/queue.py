@@ -84,26 +84,34 @@ async def claim_jobs(
     limit: int,
     lease_seconds: float,
     kinds: Sequence[str] | None = None,
+    *,
+    sweep_expired: bool = True,
 ) -> list[ClaimedJob]:
-    """Atomically take up to `limit` due jobs, leasing them to `worker_id`."""
+    """Atomically take up to `limit` due jobs, leasing them to `worker_id`: one statement.
+
+    `sweep_expired` first fails the jobs whose worker died on their last attempt; a worker
+    loop does that on its own schedule rather than before every claim.
+    """
     if limit <= 0:
         return []
     now = utcnow()
     async with db.transaction() as session:
-        await _fail_exhausted_leases(session, now)
+        if sweep_expired:
+            await _fail_exhausted_leases(session, now)
         pick = select(Job.id).where(_claimable(now)).order_by(Job.run_after).limit(limit)
         if kinds:
             pick = pick.where(Job.kind.in_(kinds))
         # SKIP LOCKED lets many PostgreSQL workers claim side by side without waiting on each
         # other; SQLite serialises writers anyway (BEGIN IMMEDIATE) and ignores the clause.
         pick = pick.with_for_update(skip_locked=True)
-        ids = list((await session.scalars(pick)).all())
-        if not ids:
-            return []
+        # Pick and lease in one statement. A materialised CTE, not `id IN (subquery)`: with the
+        # latter PostgreSQL may re-run the LIMIT ... SKIP LOCKED subquery and lease more rows
+        # than asked for.
+        picked = pick.cte("picked").prefix_with("MATERIALIZED")
         token = f"{worker_id}:{random.getrandbits(64):016x}"
         rows = await session.execute(
             update(Job)
-            .where(Job.id.in_(ids), _claimable(now))
+            .where(Job.id == picked.c.id, _claimable(now))
             .values(
                 status=JobStatus.running.value,
                 attempts=Job.attempts + 1,
@@ -112,6 +120,7 @@ async def claim_jobs(
                 updated_at=now,
             )
             .returning(Job.id, Job.kind, Job.payload, Job.attempts, Job.max_attempts)
+            .execution_options(synchronize_session=False)
         )
         return [
             ClaimedJob(r.id, r.kind, r.payload, r.attempts, r.max_attempts, token) for r in rows

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
@@ -83,7 +84,16 @@ class Worker:
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
         self._inflight: dict[asyncio.Task[None], ClaimedJob] = {}
+        self._next_sweep = 0.0
         _local_workers.add(self)
+
+    def _sweep_due(self) -> bool:
+        # Dead workers' exhausted jobs are failed every few seconds, not before every claim.
+        now = time.monotonic()
+        if now < self._next_sweep:
+            return False
+        self._next_sweep = now + min(5.0, self.lease_seconds / 3)
+        return True
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -104,7 +114,12 @@ class Worker:
                 if free > 0:
                     try:
                         claimed = await queue.claim_jobs(
-                            self.db, self.id, free, self.lease_seconds, list(self.handlers)
+                            self.db,
+                            self.id,
+                            free,
+                            self.lease_seconds,
+                            list(self.handlers),
+                            sweep_expired=self._sweep_due(),
                         )
                     except Exception:
                         # The database may be restarting: keep polling rather than dying.
