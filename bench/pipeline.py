@@ -594,6 +594,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-latency", action="store_true")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for emails")
     p.add_argument("--keep-db", action="store_true", help="keep the bench_pipeline database")
+    p.add_argument("--keep-logs", action="store_true", help="keep the servers' and workers' logs")
     p.add_argument("--quick", action="store_true", help="smoke run: 200 tickets, 1 and 2 workers")
     args = p.parse_args(argv)
     if args.quick:
@@ -628,7 +629,10 @@ async def amain(args: argparse.Namespace) -> None:
         log(f"logs kept in {workdir}")
         raise
     else:
-        shutil.rmtree(workdir, ignore_errors=True)
+        if args.keep_logs:
+            log(f"logs kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
     targets = print_report(runs, latency, args)
     total = time.monotonic() - started
     print(

@@ -29,7 +29,7 @@ from ticketing.middleware import (
 )
 from ticketing.ratelimit import SlidingWindow
 from ticketing.responses import EVERY_OPERATION
-from ticketing.runtime import Runtime, build_runtime
+from ticketing.runtime import Runtime, build_runtime, freeze_startup_heap
 from ticketing.tickets.routes import admin_router as tickets_admin_router
 from ticketing.tickets.routes import router as tickets_router
 from ticketing.users import service as users_service
@@ -52,7 +52,13 @@ async def bootstrap(runtime: Runtime) -> None:
         await users_service.ensure_admins(session, runtime.settings.admin_email_list)
 
 
-def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    runtime: Runtime | None = None,
+    *,
+    freeze_heap: bool = False,
+) -> FastAPI:
+    """`freeze_heap`: for the server process, see ticketing.runtime.freeze_startup_heap."""
     settings = settings or (runtime.settings if runtime else get_settings())
 
     @asynccontextmanager
@@ -60,6 +66,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         rt = runtime or build_runtime(settings)
         app.state.runtime = rt
         await bootstrap(rt)
+        if freeze_heap:
+            freeze_startup_heap()
         worker_task = None
         worker = None
         if settings.worker == "embedded":

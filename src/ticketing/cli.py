@@ -71,7 +71,13 @@ def serve(
     settings = _settings()
     configure_logging(settings.log_level)
     upgrade_database(settings.database_url)
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+    uvicorn.run(
+        create_app(settings, freeze_heap=True),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+    )
 
 
 @app.command()
@@ -79,7 +85,7 @@ def worker(
     concurrency: Annotated[int | None, typer.Option(help="Jobs in flight at once")] = None,
 ) -> None:
     """Run jobs only (triage, email). Start as many as you like against PostgreSQL."""
-    from ticketing.runtime import build_runtime
+    from ticketing.runtime import build_runtime, freeze_startup_heap
 
     settings = _settings()
     configure_logging(settings.log_level)
@@ -87,6 +93,7 @@ def worker(
     async def main() -> None:
         runtime = build_runtime(settings)
         w = runtime.make_worker(concurrency=concurrency)
+        freeze_startup_heap()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, w.stop)

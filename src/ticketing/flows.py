@@ -68,9 +68,13 @@ async def triage_ticket(
         if ticket is None:
             raise PermanentJobError(f"ticket {ticket_id} no longer exists")
         _store_analysis(session, ticket, outcome)
-        rerouted = await _route_if_needed(session, runtime, ticket, reason)
         if before_commit is not None:
             await before_commit(session)
+        # Routing takes a lock every triage in every worker waits for, held until the commit:
+        # everything that does not need it is written first (the flush), so that the lock
+        # covers only the routing queries and the assignment's own rows.
+        await session.flush()
+        rerouted = await _route_if_needed(session, runtime, ticket, reason)
         return TriageResult(ticket.id, outcome.status, ticket.assigned_to, rerouted)
 
 

@@ -193,6 +193,7 @@ async def run_one(
     handler = handlers.get(job.kind)
     ctx = JobContext(job=job, db=db)
     extra: dict[str, Any] = {"job_id": job.id, "kind": job.kind, "attempt": job.attempts}
+    started = time.monotonic()
     try:
         if handler is None:
             raise PermanentJobError(f"no handler for job kind {job.kind!r}")
@@ -201,7 +202,7 @@ async def run_one(
         if not ctx.finished:
             async with db.transaction() as session:
                 await ctx.finish(session)
-        log.info("job done", extra=extra)
+        log.info("job done", extra=extra | _elapsed_ms(started))
     except asyncio.CancelledError:
         raise
     except LeaseLost:
@@ -220,4 +221,13 @@ async def run_one(
             log.exception("could not record job failure; its lease will expire", extra=extra)
             return
         level = logging.ERROR if status == "failed" else logging.WARNING
-        log.log(level, "job attempt failed: %s", error, extra=extra | {"status": status})
+        log.log(
+            level,
+            "job attempt failed: %s",
+            error,
+            extra=extra | {"status": status} | _elapsed_ms(started),
+        )
+
+
+def _elapsed_ms(started: float) -> dict[str, float]:
+    return {"duration_ms": round((time.monotonic() - started) * 1000, 1)}

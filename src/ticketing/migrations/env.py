@@ -17,9 +17,15 @@ target_metadata = Base.metadata
 def _include_object(
     obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
 ) -> bool:
-    # The trigram search indexes live only in migration 0002 (PostgreSQL only): autogenerate
-    # must not propose dropping them.
-    return not (type_ == "index" and reflected and (name or "").endswith("_trgm"))
+    # The search indexes live only in migrations: the trigram indexes of 0002 (PostgreSQL) and
+    # the FTS5 table of 0003 (SQLite) with its shadow tables (tickets_fts_data, _idx, ...).
+    # Autogenerate must not propose dropping them.
+    if not reflected:
+        return True
+    name = name or ""
+    if type_ == "index" and name.endswith("_trgm"):
+        return False
+    return not (type_ == "table" and (name == "tickets_fts" or name.startswith("tickets_fts_")))
 
 
 def _run(connection: Connection) -> None:

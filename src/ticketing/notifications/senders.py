@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import socket
+import time
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
@@ -42,15 +45,69 @@ def build_mime(email: OutgoingEmail, from_email: str, app_name: str) -> EmailMes
 
 
 class SmtpSender:
+    """Sends over a few kept-open SMTP connections.
+
+    Connecting costs a TCP (and TLS) handshake, EHLO and AUTH: several round trips per message
+    when every message opens its own connection. A connection goes back to the pool only after
+    a message went through on it; any error closes it.
+    """
+
     name = "smtp"
+    MAX_IDLE_CONNECTIONS = 8
+    # Servers drop idle clients (RFC 5321 asks them to wait at least 5 min; some wait less) and
+    # cap messages per connection; staying well under both avoids most stale-connection retries.
+    MAX_IDLE_SECONDS = 30.0
+    MAX_MESSAGES_PER_CONNECTION = 100
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._idle: list[_PooledConnection] = []
+        self._local_hostname: str | None = None
 
     async def send(self, email: OutgoingEmail) -> None:
         s = self.settings
-        await aiosmtplib.send(
-            build_mime(email, s.from_email, s.app_name),
+        message = build_mime(email, s.from_email, s.app_name)
+        while True:
+            conn, reused = await self._checkout()
+            try:
+                await conn.client.send_message(message)
+            except aiosmtplib.SMTPServerDisconnected:
+                conn.client.close()
+                if reused:
+                    continue  # the server dropped a pooled connection while it sat idle
+                raise
+            except BaseException:
+                conn.client.close()
+                raise
+            conn.sent += 1
+            await self._checkin(conn)
+            return
+
+    async def _checkout(self) -> tuple[_PooledConnection, bool]:
+        now = time.monotonic()
+        while self._idle:
+            conn = self._idle.pop()
+            if conn.client.is_connected and now - conn.idle_since < self.MAX_IDLE_SECONDS:
+                return conn, True
+            conn.client.close()
+        return _PooledConnection(await self._connect()), False
+
+    async def _checkin(self, conn: _PooledConnection) -> None:
+        if (
+            len(self._idle) < self.MAX_IDLE_CONNECTIONS
+            and conn.sent < self.MAX_MESSAGES_PER_CONNECTION
+        ):
+            conn.idle_since = time.monotonic()
+            self._idle.append(conn)
+        else:
+            await _quit(conn.client)
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        s = self.settings
+        if self._local_hostname is None:
+            # aiosmtplib would look the FQDN up (DNS, in a thread) on every connection.
+            self._local_hostname = await asyncio.to_thread(socket.getfqdn)
+        client = aiosmtplib.SMTP(
             hostname=s.smtp_host,
             port=s.smtp_port,
             username=s.smtp_user,
@@ -58,7 +115,31 @@ class SmtpSender:
             use_tls=s.smtp_tls == "ssl",
             start_tls=s.smtp_tls == "starttls",
             timeout=s.smtp_timeout_seconds,
+            local_hostname=self._local_hostname,
         )
+        await client.connect()  # EHLO, STARTTLS and AUTH as configured
+        return client
+
+    async def aclose(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await _quit(conn.client)
+
+
+@dataclass
+class _PooledConnection:
+    client: aiosmtplib.SMTP
+    sent: int = 0
+    idle_since: float = 0.0
+
+
+async def _quit(client: aiosmtplib.SMTP) -> None:
+    try:
+        await client.quit()
+    except (aiosmtplib.SMTPException, OSError):
+        pass
+    finally:
+        client.close()
 
 
 class ConsoleSender:
