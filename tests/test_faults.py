@@ -253,6 +253,7 @@ async def test_smtp_down_delays_mail_with_backoff_and_loses_nothing(
 ):
     real_port = runtime.settings.smtp_port
     runtime.settings.smtp_port = free_port()  # nothing listens there: connection refused
+    await runtime.sender.aclose()  # and a server that went down took its connections with it
     r = await client.post(
         "/tickets/create", json={"title": "python bug", "description": "x"}, headers=actors["alice"]
     )

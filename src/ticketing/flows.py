@@ -138,7 +138,7 @@ async def _route_if_needed(
 
 async def _record_email_sent(session: AsyncSession, payload: dict[str, Any]) -> None:
     ticket_id = payload.get("ticket_id")
-    if not ticket_id or await tickets_repo.get(session, ticket_id) is None:
+    if not ticket_id or not await tickets_repo.exists(session, ticket_id):
         return
     tickets_repo.add_event(
         session,

@@ -37,10 +37,10 @@ class Runtime:
         )
 
     async def close(self) -> None:
-        for resource in (self.provider, self.sender):
-            aclose = getattr(resource, "aclose", None)
-            if aclose is not None:
-                await aclose()
+        aclose = getattr(self.provider, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        await self.sender.aclose()
         await self.db.dispose()
 
 

@@ -32,6 +32,9 @@ class EmailSender(Protocol):
     async def send(self, email: OutgoingEmail) -> None:
         """Deliver the message or raise; the job queue retries on any exception."""
 
+    async def aclose(self) -> None:
+        """Let go of any connections (process shutdown)."""
+
 
 def build_mime(email: OutgoingEmail, from_email: str, app_name: str) -> EmailMessage:
     message = EmailMessage()
@@ -158,6 +161,9 @@ class ConsoleSender:
             email.subject,
             email.text,
         )
+
+    async def aclose(self) -> None:
+        pass
 
 
 def build_sender(settings: Settings) -> EmailSender:

@@ -36,6 +36,11 @@ async def get(session: AsyncSession, ticket_id: str, *, for_update: bool = False
     return (await session.scalars(stmt)).first()
 
 
+async def exists(session: AsyncSession, ticket_id: str) -> bool:
+    stmt = select(Ticket.id).where(Ticket.id == ticket_id)
+    return (await session.scalar(stmt)) is not None
+
+
 def add(session: AsyncSession, ticket: Ticket) -> Ticket:
     session.add(ticket)
     return ticket
