@@ -82,9 +82,13 @@ def free_port() -> int:
 
 
 class SmtpTestServer:
-    def __init__(self) -> None:
-        self.handler = RecordingHandler()
+    def __init__(self, handler: RecordingHandler | None = None) -> None:
+        self.handler = handler or RecordingHandler()
         self.port = free_port()
+        self.controller: Controller | None = None
+
+    def start(self) -> None:
+        """Listen on `port`; after stop(), starts again on the same port (a server restart)."""
         self.controller = Controller(
             self.handler,
             hostname="127.0.0.1",
@@ -93,12 +97,13 @@ class SmtpTestServer:
             auth_required=True,
             auth_require_tls=False,
         )
-
-    def start(self) -> None:
         self.controller.start()
 
     def stop(self) -> None:
-        self.controller.stop()
+        """Stop listening and drop every open connection."""
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
 
     @property
     def messages(self) -> list[ReceivedMail]:

@@ -7,12 +7,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from ticketing.notifications.senders import OutgoingEmail, SmtpSender
 
 from .conftest import make_settings
-from .smtp_server import RecordingHandler, _authenticate, free_port
+from .smtp_server import RecordingHandler, SmtpTestServer
 
 
 def mail(n: int) -> OutgoingEmail:
@@ -39,32 +38,13 @@ class CountingHandler(RecordingHandler):
         return "221 Bye"
 
 
-class Server:
-    def __init__(self) -> None:
-        self.handler = CountingHandler()
-        self.port = free_port()
-        self.controller: Controller | None = None
-
-    def start(self) -> None:
-        self.controller = Controller(
-            self.handler,
-            hostname="127.0.0.1",
-            port=self.port,
-            authenticator=_authenticate,
-            auth_required=True,
-            auth_require_tls=False,
-        )
-        self.controller.start()
-
-    def stop(self) -> None:
-        if self.controller is not None:
-            self.controller.stop()
-            self.controller = None
+class Server(SmtpTestServer):
+    handler: CountingHandler
 
 
 @pytest.fixture
 def server() -> Iterator[Server]:
-    s = Server()
+    s = Server(CountingHandler())
     s.start()
     yield s
     s.stop()
