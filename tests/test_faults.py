@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy import func, select, update
@@ -271,6 +272,48 @@ async def test_smtp_down_delays_mail_with_backoff_and_loses_nothing(
     async with runtime.db.transaction() as session:
         await session.execute(update(Job).where(Job.id == job.id).values(run_after=job.updated_at))
     await drain(runtime)
+    assert len(smtp.to("mod.py@example.com")) == 1
+
+
+async def test_a_database_disconnect_after_sending_does_not_send_twice(
+    pg_settings, runtime, client, actors, smtp, monkeypatch
+):
+    # Every pooled connection dies (as in a PostgreSQL restart) between the moment the SMTP
+    # server accepts the message and the job's bookkeeping transaction.
+    deliver = runtime.sender.send
+
+    async def deliver_then_cut_the_database(email):
+        await deliver(email)
+        url = runtime.settings.database_url.replace("postgresql+asyncpg://", "postgresql://")
+        admin = await asyncpg.connect(url)
+        try:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await admin.close()
+
+    r = await client.post(
+        "/tickets/create", json={"title": "python bug", "description": "x"}, headers=actors["alice"]
+    )
+    assert r.status_code == 201
+    monkeypatch.setattr(runtime.sender, "send", deliver_then_cut_the_database)
+    await drain(runtime)
+    monkeypatch.undo()
+
+    assert len(smtp.to("mod.py@example.com")) == 1
+    async with runtime.db.transaction() as session:
+        job = (await session.scalars(select(Job).where(Job.kind == "send_email"))).all()[-1]
+        emailed = await session.scalar(
+            select(func.count())
+            .select_from(TicketEvent)
+            .where(TicketEvent.ticket_id == r.json()["id"], TicketEvent.kind == "emailed")
+        )
+    assert job.status == "done" and job.attempts == 1
+    assert emailed == 1
+    # Even once due again, nothing is left to send.
+    assert await drain(runtime) == 0
     assert len(smtp.to("mod.py@example.com")) == 1
 
 

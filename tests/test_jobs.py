@@ -118,6 +118,22 @@ async def test_lease_expiring_on_the_last_attempt_fails_the_job(database_url):
         await db.dispose()
 
 
+async def test_an_exhausted_job_is_never_claimed_between_sweeps(database_url):
+    # Worker loops sweep dead workers' jobs every few seconds, not before every claim: a job
+    # whose last attempt died with its worker must not run again in between.
+    db = Database(database_url)
+    try:
+        [job_id] = await _enqueue(db, "work", max_attempts=1)
+        await queue.claim_jobs(db, "dead-worker", 1, lease_seconds=0.2)
+        await asyncio.sleep(0.3)
+        assert await queue.claim_jobs(db, "other", 1, 30, sweep_expired=False) == []
+        assert (await _job(db, job_id)).status == "running"  # until the sweep comes round
+        assert await queue.claim_jobs(db, "other", 1, 30, sweep_expired=True) == []
+        assert (await _job(db, job_id)).status == "failed"
+    finally:
+        await db.dispose()
+
+
 async def test_two_workers_never_run_the_same_job_at_once(database_url):
     if not database_url.startswith("postgresql"):
         pytest.skip("concurrent claiming by separate workers is a PostgreSQL feature")

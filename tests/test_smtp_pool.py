@@ -74,14 +74,56 @@ async def test_concurrent_messages_open_connections_and_keep_a_few(server: Serve
     await asyncio.gather(*(sender.send(mail(n)) for n in range(12)))
     assert len(server.handler.messages) == 12
     assert server.handler.ehlos == 12
-    # The pool keeps at most MAX_IDLE_CONNECTIONS; the rest say goodbye at once.
-    assert server.handler.quits == 12 - SmtpSender.MAX_IDLE_CONNECTIONS
+    # The pool keeps MAX_IDLE_CONNECTIONS; the others were closed at once, without waiting for a
+    # QUIT reply after their message was delivered.
+    assert server.handler.quits == 0
 
     server.handler.delay_seconds = 0.0
-    await asyncio.gather(*(sender.send(mail(n)) for n in range(12, 16)))
+    await asyncio.gather(
+        *(sender.send(mail(n)) for n in range(12, 12 + SmtpSender.MAX_IDLE_CONNECTIONS))
+    )
     assert server.handler.ehlos == 12  # served by kept connections
     await sender.aclose()
-    assert server.handler.quits == 12
+    assert server.handler.quits == SmtpSender.MAX_IDLE_CONNECTIONS
+
+
+class SlowQuitHandler(CountingHandler):
+    async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> str:
+        await asyncio.sleep(5)
+        return await super().handle_QUIT(server, session, envelope)
+
+
+async def test_a_delivered_message_never_waits_for_the_goodbye(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Waiting for QUIT after delivery would let a job timeout (or shutdown) cancel a send that
+    # already went through, and the job would send it again.
+    server = Server(SlowQuitHandler())
+    server.start()
+    try:
+        sender = sender_for(server)
+        monkeypatch.setattr(SmtpSender, "MAX_MESSAGES_PER_CONNECTION", 1)  # never kept
+        async with asyncio.timeout(2):
+            await sender.send(mail(1))
+            await sender.send(mail(2))
+        assert len(server.handler.messages) == 2
+        await sender.aclose()
+    finally:
+        server.stop()
+
+
+async def test_nothing_is_kept_open_after_close(server: Server) -> None:
+    sender = sender_for(server)
+    server.handler.delay_seconds = 0.3
+    in_flight = asyncio.create_task(sender.send(mail(1)))
+    await asyncio.sleep(0.1)
+    await sender.aclose()  # shutdown while a message is being sent
+    await in_flight
+    server.handler.delay_seconds = 0.0
+    await sender.send(mail(2))
+    # Neither connection was kept: the second message connected afresh.
+    assert server.handler.ehlos == 2
+    assert len(server.handler.messages) == 2
 
 
 async def test_a_server_restart_between_messages_loses_nothing(server: Server) -> None:

@@ -128,7 +128,9 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
         # transaction. A connection that died with the server fails its one statement, which
         # invalidates the whole pool (SQLAlchemy) and answers 503; the next request reconnects.
         pool_pre_ping=False,
-        pool_recycle=3600,
+        # Connections idle behind a NAT, load balancer or firewall get cut silently (Azure's
+        # default is 4 minutes, AWS NAT's 350 s): replace them before that, at checkout.
+        pool_recycle=180,
         pool_timeout=10,
         connect_args={"command_timeout": 30, "timeout": 10},
     )

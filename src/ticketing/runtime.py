@@ -37,11 +37,13 @@ class Runtime:
         )
 
     async def close(self) -> None:
-        aclose = getattr(self.provider, "aclose", None)
-        if aclose is not None:
-            await aclose()
-        await self.sender.aclose()
-        await self.db.dispose()
+        try:
+            aclose = getattr(self.provider, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            await self.sender.aclose()
+        finally:
+            await self.db.dispose()
 
 
 def build_runtime(settings: Settings, *, sender: EmailSender | None = None) -> Runtime:

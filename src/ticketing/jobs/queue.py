@@ -73,8 +73,14 @@ def backoff_seconds(attempts: int) -> float:
 def _claimable(now: datetime) -> Any:
     return or_(
         and_(Job.status == JobStatus.queued.value, Job.run_after <= now),
-        # A running job whose lease ran out belongs to a worker that died.
-        and_(Job.status == JobStatus.running.value, Job.locked_until < now),
+        # A running job whose lease ran out belongs to a worker that died. Unless that was its
+        # last attempt: the sweep (_fail_exhausted_leases) fails those, and it runs on its own
+        # schedule, so the claim must not take them in between.
+        and_(
+            Job.status == JobStatus.running.value,
+            Job.locked_until < now,
+            Job.attempts < Job.max_attempts,
+        ),
     )
 
 

@@ -66,6 +66,7 @@ class SmtpSender:
         self.settings = settings
         self._idle: list[_PooledConnection] = []
         self._local_hostname: str | None = None
+        self._closed = False
 
     async def send(self, email: OutgoingEmail) -> None:
         s = self.settings
@@ -83,7 +84,7 @@ class SmtpSender:
                 conn.client.close()
                 raise
             conn.sent += 1
-            await self._checkin(conn)
+            self._checkin(conn)
             return
 
     async def _checkout(self) -> tuple[_PooledConnection, bool]:
@@ -95,15 +96,19 @@ class SmtpSender:
             conn.client.close()
         return _PooledConnection(await self._connect()), False
 
-    async def _checkin(self, conn: _PooledConnection) -> None:
+    def _checkin(self, conn: _PooledConnection) -> None:
         if (
-            len(self._idle) < self.MAX_IDLE_CONNECTIONS
+            not self._closed
+            and len(self._idle) < self.MAX_IDLE_CONNECTIONS
             and conn.sent < self.MAX_MESSAGES_PER_CONNECTION
         ):
             conn.idle_since = time.monotonic()
             self._idle.append(conn)
         else:
-            await _quit(conn.client)
+            # The message is delivered: nothing may wait (or be cancelled) after this point, or
+            # the job would count a delivered message as failed and send it again. So no QUIT,
+            # just close; the server logs a dropped connection after a complete transaction.
+            conn.client.close()
 
     async def _connect(self) -> aiosmtplib.SMTP:
         s = self.settings
@@ -124,6 +129,7 @@ class SmtpSender:
         return client
 
     async def aclose(self) -> None:
+        self._closed = True  # sends still in flight close their connection when they finish
         idle, self._idle = self._idle, []
         for conn in idle:
             await _quit(conn.client)
