@@ -201,10 +201,7 @@ class Bench:
         self.workdir = workdir
         self.procs = procs
         self.handler = TimedHandler()
-        self.smtp = SmtpTestServer()
-        # Swap in the timing handler before the server starts.
-        self.smtp.handler = self.handler
-        self.smtp.controller.handler = self.handler
+        self.smtp = SmtpTestServer(self.handler)
         self.fakes: dict[float, tuple[Service, str]] = {}
 
     def fake_gemini(self, delay: float) -> str:
