@@ -10,6 +10,7 @@ ships with PostgreSQL (contrib) and is a trusted extension; where it is not avai
 search keeps working, unindexed. SQLite has no equivalent here and keeps scanning.
 """
 
+import logging
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -19,6 +20,8 @@ revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+log = logging.getLogger("alembic.runtime.migration")
 
 
 def upgrade() -> None:
@@ -30,7 +33,15 @@ def upgrade() -> None:
     ).scalar()
     if not available:
         return
-    op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    try:
+        # In a savepoint: a role that may not create it (not the database owner, or PostgreSQL
+        # before 13, where pg_trgm is not yet a trusted extension) gets unindexed search rather
+        # than a failed upgrade.
+        with bind.begin_nested():
+            bind.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pg_trgm"))
+    except sa.exc.DBAPIError as exc:
+        log.warning("pg_trgm not installed (%s): q= search will not be indexed", exc.orig)
+        return
     op.execute(
         "CREATE INDEX IF NOT EXISTS ix_tickets_title_trgm "
         "ON tickets USING gin (lower(title) gin_trgm_ops)"
