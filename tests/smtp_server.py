@@ -82,9 +82,11 @@ def free_port() -> int:
 
 
 class SmtpTestServer:
-    def __init__(self, handler: RecordingHandler | None = None) -> None:
+    def __init__(self, handler: RecordingHandler | None = None, **options: Any) -> None:
+        """`options` go to aiosmtpd's Controller (TLS contexts, require_starttls, ...)."""
         self.handler = handler or RecordingHandler()
         self.port = free_port()
+        self.options = {"auth_require_tls": False} | options
         self.controller: Controller | None = None
 
     def start(self) -> None:
@@ -95,7 +97,7 @@ class SmtpTestServer:
             port=self.port,
             authenticator=_authenticate,
             auth_required=True,
-            auth_require_tls=False,
+            **self.options,
         )
         self.controller.start()
 

@@ -9,12 +9,11 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 import trustme
-from aiosmtpd.controller import Controller
 
 from ticketing.config import Settings
 from ticketing.notifications.senders import OutgoingEmail, SmtpSender
 
-from .smtp_server import SMTP_PASSWORD, SMTP_USER, RecordingHandler, _authenticate, free_port
+from .smtp_server import SMTP_PASSWORD, SMTP_USER, RecordingHandler, SmtpTestServer
 
 MAIL = OutgoingEmail(to="x@example.com", subject="Hi", text="plain body", html="<p>html body</p>")
 
@@ -33,42 +32,28 @@ def _server_context(authority: trustme.CA) -> ssl.SSLContext:
     return context
 
 
+def _serve(server: SmtpTestServer) -> Iterator[tuple[RecordingHandler, int]]:
+    server.start()
+    yield server.handler, server.port
+    server.stop()
+
+
 @pytest.fixture
 def starttls_server(ca) -> Iterator[tuple[RecordingHandler, int]]:
-    handler = RecordingHandler()
-    port = free_port()
-    controller = Controller(
-        handler,
-        hostname="127.0.0.1",
-        port=port,
-        tls_context=_server_context(ca[0]),
-        require_starttls=True,
-        authenticator=_authenticate,
-        auth_required=True,
+    yield from _serve(
+        SmtpTestServer(
+            tls_context=_server_context(ca[0]), require_starttls=True, auth_require_tls=True
+        )
     )
-    controller.start()
-    yield handler, port
-    controller.stop()
 
 
 @pytest.fixture
 def implicit_tls_server(ca) -> Iterator[tuple[RecordingHandler, int]]:
-    handler = RecordingHandler()
-    port = free_port()
-    controller = Controller(
-        handler,
-        hostname="127.0.0.1",
-        port=port,
-        ssl_context=_server_context(ca[0]),
-        authenticator=_authenticate,
-        auth_required=True,
-        # aiosmtpd only counts STARTTLS as TLS; this connection is encrypted from the start.
-        auth_require_tls=False,
-        server_hostname="localhost",
+    # aiosmtpd only counts STARTTLS as TLS (so no auth_require_tls here): this connection is
+    # encrypted from the start.
+    yield from _serve(
+        SmtpTestServer(ssl_context=_server_context(ca[0]), server_hostname="localhost")
     )
-    controller.start()
-    yield handler, port
-    controller.stop()
 
 
 def _settings(port: int, tls: str, password: str = SMTP_PASSWORD) -> Settings:
