@@ -13,7 +13,7 @@ $(BIN)/activate:
 # Re-install only when a requirements file or pyproject changes.
 $(VENV)/.stamp-runtime: $(BIN)/activate requirements.txt pyproject.toml
 	$(PY) -m pip install -q -r requirements.txt
-	$(PY) -m pip install -q --no-deps --no-build-isolation -e . || $(PY) -m pip install -q --no-deps -e .
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 $(VENV)/.stamp-dev: $(VENV)/.stamp-runtime requirements-dev.txt

@@ -63,7 +63,7 @@ from ticketing.db import Database
 from ticketing.jobs.models import Job
 from ticketing.tickets.models import Ticket
 from ticketing.users import service as users_service
-from ticketing.users.models import Role
+from ticketing.vocabulary import Role
 
 PG_DB = "bench_pipeline"
 FAKE_GEMINI = [sys.executable, "-m", "tests.fakes.fake_gemini"]

@@ -15,12 +15,14 @@ import asyncpg
 import httpx
 import pytest
 
+from ticketing import flows
 from ticketing.app import create_app
 from ticketing.config import Settings
 from ticketing.migrate import upgrade_database
 from ticketing.runtime import Runtime, build_runtime
 from ticketing.users import service as users_service
-from ticketing.users.models import Role, User
+from ticketing.users.models import User
+from ticketing.vocabulary import Role
 
 from .smtp_server import SMTP_PASSWORD, SMTP_USER, SmtpTestServer
 
@@ -176,7 +178,7 @@ async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
 
 async def drain(runtime: Runtime) -> int:
     """Run every job that is due now (triage, email) to completion."""
-    worker = runtime.make_worker(name="test-drain")
+    worker = flows.make_worker(runtime, name="test-drain")
     return await worker.drain()
 
 

@@ -150,3 +150,44 @@ async def test_nul_characters_are_refused_cleanly(client, actors):
         headers=actors["admin"],
     )
     assert r.status_code == 422
+
+
+async def test_only_database_connection_errors_are_503(client, runtime, actors, monkeypatch):
+    import httpx
+
+    from ticketing.tickets import service
+
+    # An OSError from anywhere but the database connection is a bug, not an outage.
+    async def broken(*args, **kwargs):
+        raise FileNotFoundError("/some/template")
+
+    monkeypatch.setattr(service, "list_tickets", broken)
+    # As a server would: the 500 is answered, the exception is not raised to the caller.
+    transport = httpx.ASGITransport(app=client._transport.app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        r = await c.get("/tickets", headers=actors["alice"])
+    assert r.status_code == 500 and r.json() == {"detail": "Internal server error"}
+    assert "Retry-After" not in r.headers
+
+
+async def test_an_unreachable_database_is_503_with_retry_after(runtime):
+    import httpx
+
+    from ticketing.app import create_app
+    from ticketing.db import Database
+
+    from .smtp_server import free_port
+
+    healthy = runtime.db
+    runtime.db = Database(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/none")
+    try:
+        app = create_app(runtime.settings, runtime)  # no lifespan: the database is down
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            r = await c.post("/auth/request-otp", json={"email": "a@example.com"})
+        assert r.status_code == 503
+        assert r.json() == {"detail": "The service is temporarily unavailable; try again"}
+        assert r.headers["Retry-After"] == "5"
+    finally:
+        await runtime.db.dispose()
+        runtime.db = healthy

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 
 from ticketing.auth.models import LoginCode
 from ticketing.db import utcnow
-from ticketing.users.models import Role
+from ticketing.vocabulary import Role
 
 from .conftest import ADMIN_EMAIL, SECRET, create_user, drain, latest_code, sign_in
 

@@ -22,7 +22,7 @@ from sqlalchemy import func, select, update
 from ticketing.auth.tokens import issue_access_token
 from ticketing.jobs.models import Job
 from ticketing.tickets.models import Ticket, TicketEvent
-from ticketing.users.models import Role
+from ticketing.vocabulary import Role
 
 from .conftest import create_user, drain
 from .fakes.fake_gemini import FakeGemini

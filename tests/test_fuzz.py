@@ -37,7 +37,7 @@ from ticketing.runtime import build_runtime
 from ticketing.tickets import service as tickets_service
 from ticketing.tickets.schemas import CommentCreate, TicketCreate
 from ticketing.users import service as users_service
-from ticketing.users.models import Role
+from ticketing.vocabulary import Role
 
 from .conftest import ADMIN_EMAIL, make_settings
 

@@ -11,14 +11,18 @@ from sqlalchemy import func, select, update
 from ticketing.db import Database, utcnow
 from ticketing.jobs import queue
 from ticketing.jobs.models import Job
+from ticketing.jobs.queue import JobKind
 from ticketing.jobs.worker import JobContext, Worker
 
 from .conftest import drain
 
 
-async def _enqueue(db: Database, kind: str, n: int = 1, **kw) -> list[str]:
+async def _enqueue(db: Database, kind: str, n: int = 1, max_attempts: int = 5) -> list[str]:
     async with db.transaction() as session:
-        jobs = [queue.enqueue(session, kind, {"n": i}, **kw) for i in range(n)]
+        jobs = [
+            queue.enqueue(session, JobKind(kind, max_attempts=max_attempts), {"n": i})
+            for i in range(n)
+        ]
         await session.flush()
         return [j.id for j in jobs]
 
@@ -40,7 +44,7 @@ async def test_enqueue_is_part_of_the_callers_transaction(database_url):
     try:
         with pytest.raises(RuntimeError):
             async with db.transaction() as session:
-                queue.enqueue(session, "noop", {})
+                queue.enqueue(session, JobKind("noop"), {})
                 raise RuntimeError("the caller fails")
         async with db.transaction() as session:
             assert await session.scalar(select(func.count()).select_from(Job)) == 0
@@ -57,7 +61,7 @@ async def test_failing_job_retries_with_backoff_then_fails_with_its_error(databa
         calls += 1
         raise ValueError(f"boom {calls}")
 
-    worker = Worker(db, {"explode": explode})
+    worker = Worker(db, {JobKind("explode"): explode})
     try:
         [job_id] = await _enqueue(db, "explode", max_attempts=3)
         assert await worker.drain() == 1
@@ -154,7 +158,9 @@ async def test_two_workers_never_run_the_same_job_at_once(database_url):
     dbs = [Database(database_url), Database(database_url), Database(database_url)]
     try:
         ids = await _enqueue(dbs[0], "work", n)
-        workers = [Worker(db, {"work": work}, concurrency=8, poll_seconds=0.05) for db in dbs[1:]]
+        workers = [
+            Worker(db, {JobKind("work"): work}, concurrency=8, poll_seconds=0.05) for db in dbs[1:]
+        ]
         tasks = [asyncio.create_task(w.run()) for w in workers]
         for _ in range(200):
             async with dbs[0].transaction() as session:
@@ -182,7 +188,7 @@ async def test_embedded_worker_is_woken_at_once_on_enqueue(database_url):
         ran.set()
 
     # A poll interval far longer than the wait below: only the wake-up can explain a fast run.
-    worker = Worker(db, {"work": work}, poll_seconds=60)
+    worker = Worker(db, {JobKind("work"): work}, poll_seconds=60)
     task = asyncio.create_task(worker.run())
     try:
         await asyncio.sleep(0.2)
@@ -202,7 +208,7 @@ async def test_graceful_shutdown_releases_unfinished_jobs(database_url):
         started.set()
         await asyncio.sleep(30)
 
-    worker = Worker(db, {"slow": slow}, poll_seconds=0.05, shutdown_grace_seconds=0.2)
+    worker = Worker(db, {JobKind("slow"): slow}, poll_seconds=0.05, shutdown_grace_seconds=0.2)
     try:
         [job_id] = await _enqueue(db, "slow")
         task = asyncio.create_task(worker.run())
@@ -245,7 +251,7 @@ async def test_retry_failed_puts_jobs_back(database_url):
 
     try:
         [job_id] = await _enqueue(db, "x", max_attempts=1)
-        await Worker(db, {"x": explode}).drain()
+        await Worker(db, {JobKind("x"): explode}).drain()
         assert (await _job(db, job_id)).status == "failed"
         async with db.transaction() as session:
             assert await queue.retry_failed(session) == 1

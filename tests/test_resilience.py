@@ -12,6 +12,7 @@ import time
 import pytest
 from sqlalchemy import func, select
 
+from ticketing import flows
 from ticketing.db import Database
 from ticketing.runtime import build_runtime
 from ticketing.tickets.models import Ticket, TicketEvent
@@ -38,7 +39,7 @@ async def test_concurrent_routing_spreads_load_evenly(client, runtime, settings,
         assert r.status_code == 201
     # Three workers with their own engines, as three processes would have, many jobs in flight.
     runtimes = [build_runtime(settings) for _ in range(3)]
-    workers = [rt.make_worker(concurrency=16) for rt in runtimes]
+    workers = [flows.make_worker(rt, concurrency=16) for rt in runtimes]
     tasks = [asyncio.create_task(w.run()) for w in workers]
     try:
         for _ in range(300):

@@ -385,3 +385,70 @@ async def test_timeline_records_what_happened(client, runtime, actors):
     user = (await client.get(f"/tickets/{t['id']}/events", headers=actors["alice"])).json()["items"]
     assert all(not e["internal"] for e in user)
     assert {e["kind"] for e in user} == {"created", "status_changed"}
+
+
+async def test_allowed_status_is_exactly_what_patch_accepts(client, runtime, actors):
+    """For every viewer and every state, `allowed_status` lists the moves PATCH accepts and
+    no other: clients can trust it instead of copying the rules."""
+    statuses = ["open", "in_progress", "resolved", "closed"]
+    # Paths from open to each state, made by the admin.
+    paths = {
+        "open": [],
+        "in_progress": ["in_progress"],
+        "resolved": ["resolved"],
+        "closed": ["resolved", "closed"],
+    }
+    viewers = ["alice", "mod_py", "mod_web", "admin"]  # creator, assignee, other mod, admin
+    runtime.settings.ticket_create_per_minute = 1000  # a fresh ticket per probe
+    checked = 0
+    for state, path in paths.items():
+        for viewer in viewers:
+            for target in statuses:
+                t = await file(client, actors["alice"])
+                await drain(runtime)
+                url = f"/tickets/{t['id']}"
+                for step in path:
+                    r = await client.patch(url, json={"status": step}, headers=actors["admin"])
+                    assert r.status_code == 200, r.text
+                r = await client.get(url, headers=actors[viewer])
+                if r.status_code == 404:  # not theirs to see: nothing is allowed either
+                    assert viewer == "mod_web"
+                    continue
+                allowed = r.json()["allowed_status"]
+                assert state not in allowed
+                if target == state:
+                    continue
+                r = await client.patch(url, json={"status": target}, headers=actors[viewer])
+                assert (r.status_code == 200) == (target in allowed), (state, viewer, target)
+                assert r.status_code in (200, 403, 409)
+                checked += 1
+    assert checked == 3 * 4 * 3  # three viewers who see it, four states, three other states
+
+
+async def test_allowed_fields_and_actions_follow_the_viewer(client, runtime, actors):
+    t = await file(client, actors["alice"])
+    await drain(runtime)
+    url = f"/tickets/{t['id']}"
+    seen = {who: (await get(client, actors[who], t["id"])) for who in ("alice", "mod_py", "admin")}
+    assert seen["alice"]["allowed_fields"] == []
+    assert seen["alice"]["allowed_actions"] == []
+    assert seen["mod_py"]["allowed_fields"] == ["priority", "ticket_type", "required_skills"]
+    assert seen["mod_py"]["allowed_actions"] == ["internal_notes"]
+    assert seen["admin"]["allowed_fields"] == [
+        "priority",
+        "ticket_type",
+        "required_skills",
+        "assigned_to",
+    ]
+    assert seen["admin"]["allowed_actions"] == ["internal_notes", "reanalyze"]
+    # Each advertised field is accepted, each other one refused.
+    for who, view in seen.items():
+        for name, value in (("priority", "low"), ("assigned_to", actors.ids["mod_py"])):
+            r = await client.patch(url, json={name: value}, headers=actors[who])
+            assert (r.status_code == 200) == (name in view["allowed_fields"]), (who, name)
+    # The list carries the same answers as the single ticket.
+    listed = (await client.get("/tickets", headers=actors["mod_py"])).json()["items"]
+    assert (
+        listed[0]["allowed_status"]
+        == (await get(client, actors["mod_py"], t["id"]))["allowed_status"]
+    )

@@ -20,7 +20,8 @@ from starlette.routing import Match
 
 from ticketing.auth.routes import router as auth_router
 from ticketing.config import Settings, get_settings
-from ticketing.errors import AppError
+from ticketing.errors import AppError, DatabaseUnavailable
+from ticketing.flows import make_worker
 from ticketing.health import router as health_router
 from ticketing.middleware import (
     BodySizeLimitMiddleware,
@@ -71,7 +72,7 @@ def create_app(
         worker_task = None
         worker = None
         if settings.worker == "embedded":
-            worker = rt.make_worker(name="embedded")
+            worker = make_worker(rt, name="embedded")
             worker_task = asyncio.create_task(worker.run())
         try:
             yield
@@ -147,9 +148,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(AppError)
     async def app_error(_request: Request, exc: AppError) -> JSONResponse:
-        return JSONResponse(
-            {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
-        )
+        if isinstance(exc, DatabaseUnavailable):
+            log.error("database unavailable: %r", exc.__cause__)
+        return _error_response(exc)
 
     @app.exception_handler(IntegrityError)
     async def integrity_error(_request: Request, exc: IntegrityError) -> JSONResponse:
@@ -159,20 +160,19 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     @app.exception_handler(PoolTimeoutError)
-    @app.exception_handler(OSError)
     async def database_down(_request: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, DBAPIError) and not (
             exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
         ):
             return await unexpected(_request, exc)
         log.error("database unavailable: %s", type(exc).__name__, exc_info=exc)
-        return JSONResponse(
-            {"detail": "The service is temporarily unavailable; try again"},
-            status_code=503,
-            headers={"Retry-After": "5"},
-        )
+        return _error_response(DatabaseUnavailable())
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error", exc_info=exc)
         return JSONResponse({"detail": "Internal server error"}, status_code=500)
+
+
+def _error_response(exc: AppError) -> JSONResponse:
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)

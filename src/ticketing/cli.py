@@ -1,60 +1,34 @@
-"""The `ticketing` command: serve, worker, db, users, rerun-ai, eval, triage."""
+"""The `ticketing` command: serve, worker, db, users, rerun-ai, eval, triage.
+
+Each domain's commands live beside its services (`tickets/commands.py`, `triage/commands.py`)
+and go through those services, as the API does.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import signal
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from ticketing.config import Settings, load_settings
-from ticketing.errors import AppError, ConfigurationError
+from ticketing.console import command_settings, console, err_console, run_async
+from ticketing.errors import ConfigurationError
 from ticketing.logging_setup import configure_logging
-from ticketing.users.models import Role
+from ticketing.tickets import commands as ticket_commands
+from ticketing.triage import commands as triage_commands
+from ticketing.vocabulary import Role
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="AI helpdesk backend.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 users_app = typer.Typer(no_args_is_help=True, help="People, roles and skills.")
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
-
-console = Console()
-err_console = Console(stderr=True)
-T = TypeVar("T")
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigurationError as exc:
-        err_console.print(f"[red]Configuration error:[/red] {exc}")
-        raise typer.Exit(2) from exc
-
-
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop when installed (it comes with uvicorn[standard]), as the API server uses."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover
-        return None
-    return uvloop.new_event_loop
-
-
-def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:
-    async def main() -> T:
-        return await coro_fn()
-
-    try:
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            return runner.run(main())
-    except AppError as exc:
-        err_console.print(f"[red]Error:[/red] {exc.detail}")
-        raise typer.Exit(1) from exc
+ticket_commands.register(app)
+triage_commands.register(app)
 
 
 @app.command()
@@ -68,7 +42,7 @@ def serve(
     from ticketing.app import create_app
     from ticketing.migrate import upgrade_database
 
-    settings = _settings()
+    settings = command_settings()
     configure_logging(settings.log_level)
     upgrade_database(settings.database_url)
     uvicorn.run(
@@ -85,14 +59,15 @@ def worker(
     concurrency: Annotated[int | None, typer.Option(help="Jobs in flight at once")] = None,
 ) -> None:
     """Run jobs only (triage, email). Start as many as you like against PostgreSQL."""
+    from ticketing import flows
     from ticketing.runtime import build_runtime, freeze_startup_heap
 
-    settings = _settings()
+    settings = command_settings()
     configure_logging(settings.log_level)
 
     async def main() -> None:
         runtime = build_runtime(settings)
-        w = runtime.make_worker(concurrency=concurrency)
+        w = flows.make_worker(runtime, concurrency=concurrency)
         freeze_startup_heap()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -102,7 +77,7 @@ def worker(
         finally:
             await runtime.close()
 
-    _run(main)
+    run_async(main)
 
 
 @db_app.command("upgrade")
@@ -110,7 +85,7 @@ def db_upgrade() -> None:
     """Apply migrations up to the latest schema."""
     from ticketing.migrate import upgrade_database
 
-    settings = _settings()
+    settings = command_settings()
     upgrade_database(settings.database_url)
     console.print("Database is up to date.")
 
@@ -123,17 +98,19 @@ def users_create(
     name: Annotated[str | None, typer.Option(help="Display name")] = None,
 ) -> None:
     """Create an account (an invitation: the person signs in with a code sent to EMAIL)."""
-    from pydantic import TypeAdapter, ValidationError
+    from pydantic import ValidationError
 
     from ticketing.runtime import build_runtime
     from ticketing.users import service as users_service
-    from ticketing.users.schemas import Email
+    from ticketing.users.schemas import UserCreate
 
-    settings = _settings()
+    settings = command_settings()
     try:
-        address = TypeAdapter(Email).validate_python(email)
+        # The same validation as POST /admin/users.
+        data = UserCreate(email=email, role=role, name=name, skills=skills.split(","))
     except ValidationError as exc:
-        err_console.print(f"[red]Invalid email address:[/red] {email}")
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        err_console.print(f"[red]Invalid account:[/red] {problems}")
         raise typer.Exit(2) from exc
 
     async def main() -> None:
@@ -141,7 +118,7 @@ def users_create(
         try:
             async with runtime.db.transaction() as session:
                 user = await users_service.create_user(
-                    session, email=address, role=role, name=name, skills=skills.split(",")
+                    session, email=data.email, role=data.role, name=data.name, skills=data.skills
                 )
             console.print(
                 f"Created {user.role} {user.email} (id {user.id}) skills: "
@@ -150,7 +127,7 @@ def users_create(
         finally:
             await runtime.close()
 
-    _run(main)
+    run_async(main)
 
 
 @users_app.command("list")
@@ -158,9 +135,9 @@ def users_list() -> None:
     """List every account."""
     from ticketing.pagination import page_of
     from ticketing.runtime import build_runtime
-    from ticketing.users import repository as users_repo
+    from ticketing.users import service as users_service
 
-    settings = _settings()
+    settings = command_settings()
 
     async def main() -> None:
         runtime = build_runtime(settings)
@@ -169,8 +146,14 @@ def users_list() -> None:
             async with runtime.db.transaction() as session:
                 cursor = None
                 while True:
-                    rows = await users_repo.list_page(
-                        session, limit=100, cursor=cursor, order="oldest"
+                    rows = await users_service.list_users(
+                        session,
+                        limit=100,
+                        cursor=cursor,
+                        order="oldest",
+                        role=None,
+                        is_active=None,
+                        q=None,
                     )
                     items, cursor = page_of(list(rows), 100)
                     for u in items:
@@ -189,21 +172,7 @@ def users_list() -> None:
         finally:
             await runtime.close()
 
-    _run(main)
-
-
-def _register_optional_commands() -> None:
-    from ticketing.tickets import commands as ticket_commands
-
-    ticket_commands.register(app)
-    try:
-        from ticketing.triage import commands as triage_commands
-    except ImportError:  # pragma: no cover - during development only
-        return
-    triage_commands.register(app)
-
-
-_register_optional_commands()
+    run_async(main)
 
 
 def main() -> None:

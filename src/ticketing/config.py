@@ -145,10 +145,6 @@ class Settings(BaseSettings):
         return _split_csv(self.cors_origins)
 
     @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
-    @property
     def resolved_email_backend(self) -> Literal["smtp", "console"]:
         if self.email_backend == "auto":
             return "smtp" if self.smtp_host else "console"

@@ -16,7 +16,8 @@ from ticketing.config import Settings
 from ticketing.db import READ_ONLY
 from ticketing.errors import AppError, Forbidden, Unauthorized
 from ticketing.runtime import Runtime
-from ticketing.users.models import Role, User
+from ticketing.users.models import User
+from ticketing.vocabulary import Role
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -86,7 +87,7 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
 def require_roles(*roles: Role) -> Callable[[User], Coroutine[Any, Any, User]]:
-    allowed = {r.value for r in roles}
+    allowed = frozenset(roles)
 
     async def guard(user: CurrentUser) -> User:
         if user.role not in allowed:

@@ -71,6 +71,11 @@ class RateLimited(AppError):
         )
 
 
-class ServiceUnavailable(AppError):
+class DatabaseUnavailable(AppError):
+    """The database cannot be reached (refused, unresolvable, timed out): try again later."""
+
     status_code = 503
-    default_detail = "A dependency is unavailable"
+    default_detail = "The service is temporarily unavailable; try again"
+
+    def __init__(self, detail: str | None = None):
+        super().__init__(detail, headers={"Retry-After": "5"})

@@ -1,30 +1,41 @@
 """Cross-domain flows: a ticket is triaged, routed and its assignee notified; mail is sent.
 
-Which job kinds exist and what each does is decided here, in one place.
+Flows orchestrate; they change nothing themselves. Every write goes through the service of the
+domain that owns the rows. Which job kinds exist and what each does is decided here, in one
+place.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ticketing.db import utcnow
-from ticketing.jobs.worker import JobContext, JobHandler, PermanentJobError
+from ticketing.jobs import queue
+from ticketing.jobs.queue import JobKind
+from ticketing.jobs.worker import (
+    JobContext,
+    JobHandler,
+    JobHandlers,
+    PermanentJobError,
+    Worker,
+    run_one,
+)
 from ticketing.notifications.service import SEND_EMAIL
 from ticketing.notifications.tasks import make_send_email_handler
 from ticketing.routing import service as routing
-from ticketing.tickets import repository as tickets_repo
+from ticketing.runtime import Runtime
 from ticketing.tickets import service as tickets_service
-from ticketing.tickets.models import AnalysisStatus, TicketStatus
+from ticketing.tickets.models import Ticket
+from ticketing.tickets.service import TRIAGE_TICKET, AnalysisRecord
 from ticketing.triage.service import TriageOutcome, analyze_with_fallback
-from ticketing.users import repository as users_repo
-
-if TYPE_CHECKING:
-    from ticketing.runtime import Runtime
+from ticketing.users import service as users_service
+from ticketing.vocabulary import AnalysisStatus, TicketStatus
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +45,7 @@ TriageReason = Literal["created", "rerun"]
 @dataclass(frozen=True)
 class TriageResult:
     ticket_id: str
-    status: str  # "ai" | "fallback" | "skipped"
+    status: AnalysisStatus
     assigned_to: str | None
     rerouted: bool
 
@@ -53,21 +64,21 @@ async def triage_ticket(
     written in one transaction, so a crash at any point leaves either nothing or all of it.
     """
     async with runtime.db.transaction() as session:
-        ticket = await tickets_repo.get(session, ticket_id)
+        ticket = await tickets_service.find(session, ticket_id)
         if ticket is None:
             raise PermanentJobError(f"ticket {ticket_id} no longer exists")
         title, description = ticket.title, ticket.description
-        known_skills = await users_repo.known_skills(session)
+        known_skills = await users_service.known_skills(session)
 
     outcome = await analyze_with_fallback(
         runtime.provider, runtime.fallback, title, description, known_skills
     )
 
     async with runtime.db.transaction() as session:
-        ticket = await tickets_repo.get(session, ticket_id, for_update=True)
+        ticket = await tickets_service.find(session, ticket_id, for_update=True)
         if ticket is None:
             raise PermanentJobError(f"ticket {ticket_id} no longer exists")
-        _store_analysis(session, ticket, outcome)
+        tickets_service.record_analysis(session, ticket, _analysis_record(outcome))
         if before_commit is not None:
             await before_commit(session)
         # Routing takes a lock every triage in every worker waits for, held until the commit:
@@ -75,58 +86,36 @@ async def triage_ticket(
         # covers only the routing queries and the assignment's own rows.
         await session.flush()
         rerouted = await _route_if_needed(session, runtime, ticket, reason)
-        return TriageResult(ticket.id, outcome.status, ticket.assigned_to, rerouted)
+        return TriageResult(ticket.id, ticket.analysis_status, ticket.assigned_to, rerouted)
 
 
-def _store_analysis(session: AsyncSession, ticket: Any, outcome: TriageOutcome) -> None:
-    now = utcnow()
+def _analysis_record(outcome: TriageOutcome) -> AnalysisRecord:
     a = outcome.analysis
-    ticket.priority = a.priority.value
-    ticket.ticket_type = a.ticket_type.value
-    ticket.required_skills = list(a.required_skills)
-    ticket.helpful_notes = a.helpful_notes or None
-    ticket.analysis_status = (
-        AnalysisStatus.ai.value if outcome.status == "ai" else AnalysisStatus.fallback.value
-    )
-    ticket.analysis_provider = outcome.provider
-    ticket.analysis_model = outcome.model
-    ticket.analysis_error = outcome.error
-    ticket.analyzed_at = now
-    ticket.updated_at = now
-    tickets_repo.add_event(
-        session,
-        ticket.id,
-        "analysed",
-        internal=True,
-        at=now,
-        data={
-            "outcome": outcome.status,
-            "provider": outcome.provider,
-            "model": outcome.model,
-            "error": outcome.error,
-            "priority": ticket.priority,
-            "ticket_type": ticket.ticket_type,
-            "required_skills": ticket.required_skills,
-        },
+    return AnalysisRecord(
+        status=AnalysisStatus.ai if outcome.status == "ai" else AnalysisStatus.fallback,
+        priority=a.priority,
+        ticket_type=a.ticket_type,
+        required_skills=list(a.required_skills),
+        helpful_notes=a.helpful_notes or None,
+        provider=outcome.provider,
+        model=outcome.model,
+        error=outcome.error,
     )
 
 
 async def _route_if_needed(
-    session: AsyncSession, runtime: Runtime, ticket: Any, reason: TriageReason
+    session: AsyncSession, runtime: Runtime, ticket: Ticket, reason: TriageReason
 ) -> bool:
     # First triage routes an open, unassigned ticket. Re-analysis re-routes an open ticket only
     # when the best assignee changed. Neither ever touches the status.
-    if ticket.status != TicketStatus.open.value:
+    if ticket.status != TicketStatus.open:
         return False
     if reason == "created" and ticket.assigned_to is not None:
         return False
     decision = await routing.choose_assignee(session, ticket.required_skills, ticket.id)
     if decision.assignee is None:
         if ticket.assigned_to is None:
-            ticket.assignment_reason = decision.reason
-            tickets_repo.add_event(
-                session, ticket.id, "unassigned", internal=True, data={"reason": decision.reason}
-            )
+            tickets_service.leave_unassigned(session, ticket, decision.reason)
         return False
     if decision.assignee.id == ticket.assigned_to:
         return False
@@ -138,26 +127,114 @@ async def _route_if_needed(
 
 async def _record_email_sent(session: AsyncSession, payload: dict[str, Any]) -> None:
     ticket_id = payload.get("ticket_id")
-    if not ticket_id or not await tickets_repo.exists(session, ticket_id):
-        return
-    tickets_repo.add_event(
-        session,
-        ticket_id,
-        "emailed",
-        data={"to": payload.get("to"), "kind": payload.get("kind")},
-        internal=payload.get("kind") != "resolved",
-    )
+    if isinstance(ticket_id, str) and ticket_id:
+        await tickets_service.record_email_sent(
+            session, ticket_id, to=payload.get("to"), kind=payload.get("kind")
+        )
 
 
-def job_handlers(runtime: Runtime) -> dict[str, JobHandler]:
+def _triage_handler(
+    runtime: Runtime, on_result: Callable[[TriageResult], None] | None = None
+) -> JobHandler:
     async def run_triage(ctx: JobContext) -> None:
         ticket_id = ctx.job.payload.get("ticket_id")
         if not isinstance(ticket_id, str):
             raise PermanentJobError("triage job without ticket_id")
         reason: TriageReason = "rerun" if ctx.job.payload.get("reason") == "rerun" else "created"
-        await triage_ticket(runtime, ticket_id, reason, before_commit=ctx.finish)
+        result = await triage_ticket(runtime, ticket_id, reason, before_commit=ctx.finish)
+        if on_result is not None:
+            on_result(result)
 
+    return run_triage
+
+
+def job_handlers(runtime: Runtime) -> JobHandlers:
+    """Every kind of background job this product runs, and what runs it."""
     return {
-        tickets_service.TRIAGE_TICKET: run_triage,
+        TRIAGE_TICKET: _triage_handler(runtime),
         SEND_EMAIL: make_send_email_handler(runtime.sender, on_sent=_record_email_sent),
     }
+
+
+def make_worker(
+    runtime: Runtime, concurrency: int | None = None, name: str | None = None
+) -> Worker:
+    s = runtime.settings
+    return Worker(
+        runtime.db,
+        job_handlers(runtime),
+        concurrency=concurrency or s.worker_concurrency,
+        poll_seconds=s.worker_poll_seconds,
+        lease_seconds=s.job_lease_seconds,
+        name=name,
+    )
+
+
+@dataclass
+class RerunSummary:
+    tickets: int = 0  # tickets whose re-analysis was due
+    results: list[TriageResult] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # "<ticket id>: <error>"
+
+    @property
+    def outcomes(self) -> Counter[AnalysisStatus]:
+        return Counter(r.status for r in self.results)
+
+    @property
+    def rerouted(self) -> int:
+        return sum(r.rerouted for r in self.results)
+
+
+async def rerun_triage(
+    runtime: Runtime,
+    ticket_id: str | None = None,
+    *,
+    concurrency: int = 4,
+    on_start: Callable[[int], None] | None = None,
+    on_progress: Callable[[], None] | None = None,
+) -> RerunSummary:
+    """Re-analyse fallback tickets (or one ticket) in this process, no server needed.
+
+    The same work as `POST /admin/rerun-ai`: the same service queues the same triage jobs,
+    then this process runs them itself with the job handler a worker would use. A job that
+    fails is retried later by the workers, as any job.
+    """
+    async with runtime.db.transaction() as session:
+        if ticket_id is None:
+            requested = await tickets_service.rerun_fallback_tickets(session)
+        else:
+            requested = await tickets_service.reanalyze_ticket(session, ticket_id)
+    summary = RerunSummary(tickets=len(requested.ticket_ids))
+    if on_start is not None:
+        on_start(summary.tickets)
+    if not requested.ticket_ids:
+        return summary
+    handlers: dict[str, tuple[JobKind, JobHandler]] = {
+        TRIAGE_TICKET.name: (TRIAGE_TICKET, _triage_handler(runtime, summary.results.append))
+    }
+    worker_id = f"rerun-ai:{id(summary):x}"
+    keys = [tickets_service.triage_job_key(i) for i in requested.ticket_ids]
+    lease = runtime.settings.job_lease_seconds
+    while keys:
+        batch, keys = keys[:concurrency], keys[concurrency:]
+        claimed = await queue.claim_jobs(
+            runtime.db, worker_id, len(batch), lease, [TRIAGE_TICKET.name], keys=batch
+        )
+        await asyncio.gather(*(_run_counted(runtime, handlers, job, summary) for job in claimed))
+        if on_progress is not None:
+            for _ in batch:
+                on_progress()
+    return summary
+
+
+async def _run_counted(
+    runtime: Runtime,
+    handlers: Mapping[str, tuple[JobKind, JobHandler]],
+    job: queue.ClaimedJob,
+    summary: RerunSummary,
+) -> None:
+    before = len(summary.results)
+    await run_one(runtime.db, handlers, job, timeout_seconds=600)
+    if len(summary.results) == before:
+        ticket_id = job.payload.get("ticket_id")
+        summary.failed.append(f"{ticket_id}: {await queue.last_error(runtime.db, job.id)}")

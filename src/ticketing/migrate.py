@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from alembic import command
@@ -25,8 +24,3 @@ def alembic_config(database_url: str) -> Config:
 def upgrade_database(database_url: str, revision: str = "head") -> None:
     """Bring the schema up to `revision`. Safe to run on every start."""
     command.upgrade(alembic_config(database_url), revision)
-
-
-async def upgrade_database_async(database_url: str) -> None:
-    # env.py drives its own event loop, so run it in a thread when one is already running.
-    await asyncio.to_thread(upgrade_database, database_url)

@@ -1,5 +1,5 @@
-"""What a running process holds: settings, the database, the email sender, the triage provider,
-and the job handlers that tie the domains together. Built once by the API and by each CLI verb."""
+"""What a running process holds: settings, the database, the email sender and the triage
+providers. Built once by the API and by each CLI verb; `ticketing.flows` puts them to work."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 
 from ticketing.config import Settings
 from ticketing.db import Database
-from ticketing.jobs.worker import JobHandler, Worker
 from ticketing.notifications.senders import EmailSender, build_sender
 from ticketing.triage.base import TriageProvider
 from ticketing.triage.factory import build_provider
@@ -23,18 +22,6 @@ class Runtime:
     # Built once per process: SDK clients are costly to create and hold connection pools.
     provider: TriageProvider
     fallback: TriageProvider = field(default_factory=LocalAnalyzer)
-    handlers: dict[str, JobHandler] = field(default_factory=dict)
-
-    def make_worker(self, concurrency: int | None = None, name: str | None = None) -> Worker:
-        s = self.settings
-        return Worker(
-            self.db,
-            self.handlers,
-            concurrency=concurrency or s.worker_concurrency,
-            poll_seconds=s.worker_poll_seconds,
-            lease_seconds=s.job_lease_seconds,
-            name=name,
-        )
 
     async def close(self) -> None:
         try:
@@ -47,17 +34,12 @@ class Runtime:
 
 
 def build_runtime(settings: Settings, *, sender: EmailSender | None = None) -> Runtime:
-    from ticketing import flows
-
-    db = Database(settings.database_url, pool_size=max(5, settings.worker_concurrency))
-    runtime = Runtime(
+    return Runtime(
         settings=settings,
-        db=db,
+        db=Database(settings.database_url, pool_size=max(5, settings.worker_concurrency)),
         sender=sender or build_sender(settings),
         provider=build_provider(settings),
     )
-    runtime.handlers = flows.job_handlers(runtime)
-    return runtime
 
 
 def freeze_startup_heap() -> None:

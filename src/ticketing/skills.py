@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable
 
 MAX_SKILL_LENGTH = 50
+MAX_SKILLS = 10  # per ticket: what triage may ask for, and what staff may set
 
 # Each group names one skill; the first entry is the canonical spelling.
 ALIAS_GROUPS: tuple[tuple[str, ...], ...] = (

@@ -13,13 +13,13 @@ import pytest
 
 from tests.fakes import FakeGemini, FakeOpenAI
 from ticketing.config import Settings
-from ticketing.tickets.models import Priority, TicketType
 from ticketing.triage.base import Analysis
 from ticketing.triage.factory import build_provider
 from ticketing.triage.gemini import GeminiProvider
 from ticketing.triage.local import LocalAnalyzer
 from ticketing.triage.openai_provider import OpenAIProvider
 from ticketing.triage.service import TriageOutcome, analyze_with_fallback
+from ticketing.vocabulary import Priority, TicketType
 
 TITLE = "Checkout page returns 500"
 DESCRIPTION = "Since this morning every payment fails with a database timeout in postgres."

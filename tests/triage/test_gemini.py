@@ -11,9 +11,9 @@ import pytest
 
 from tests.fakes import FakeGemini
 from ticketing.config import Settings
-from ticketing.tickets.models import Priority, TicketType
 from ticketing.triage.base import TriageError
 from ticketing.triage.gemini import GeminiProvider
+from ticketing.vocabulary import Priority, TicketType
 
 TIMEOUT = 0.3
 KNOWN_SKILLS = ["python", "postgresql", "networking"]

@@ -10,9 +10,9 @@ import pytest
 
 from tests.fakes import FakeOpenAI
 from ticketing.config import Settings
-from ticketing.tickets.models import Priority, TicketType
 from ticketing.triage.base import TriageError
 from ticketing.triage.openai_provider import OpenAIProvider
+from ticketing.vocabulary import Priority, TicketType
 
 TIMEOUT = 0.3
 KNOWN_SKILLS = ["python", "postgresql", "networking"]

@@ -7,14 +7,15 @@ from typing import Any
 
 import pytest
 
-from ticketing.tickets.models import Priority, TicketType
-from ticketing.triage.base import MAX_NOTES_CHARS, MAX_SKILLS, TriageError
+from ticketing.skills import MAX_SKILLS
+from ticketing.triage.base import MAX_NOTES_CHARS, TriageError
 from ticketing.triage.parsing import parse_analysis
 from ticketing.triage.prompt import (
     MAX_DESCRIPTION_CHARS,
     build_system_instruction,
     build_user_content,
 )
+from ticketing.vocabulary import Priority, TicketType
 
 GOOD: dict[str, Any] = {
     "required_skills": ["Python", " postgresql ", "python", "PYTHON"],

@@ -11,7 +11,6 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from ticketing.tickets.models import Priority, TicketType
 from ticketing.triage.base import Analysis, TriageError
 from ticketing.triage.commands import register
 from ticketing.triage.evaluation import (
@@ -23,6 +22,7 @@ from ticketing.triage.evaluation import (
     skill_metrics,
 )
 from ticketing.triage.local import LocalAnalyzer
+from ticketing.vocabulary import Priority, TicketType
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[str]]) -> Path:

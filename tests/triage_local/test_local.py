@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from ticketing.tickets.models import Priority, TicketType
-from ticketing.triage.base import MAX_SKILLS, Analysis
+from ticketing.skills import MAX_SKILLS
+from ticketing.triage.base import Analysis
 from ticketing.triage.local import DEFAULT_SKILL_VOCABULARY, LocalAnalyzer
+from ticketing.vocabulary import Priority, TicketType
 
 KNOWN = ["python", "postgresql", "javascript", "css", "authentication", "billing", "networking"]
 

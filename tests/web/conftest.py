@@ -26,7 +26,7 @@ from ticketing.config import Settings
 from ticketing.migrate import upgrade_database
 from ticketing.runtime import build_runtime
 from ticketing.users import service as users_service
-from ticketing.users.models import Role
+from ticketing.vocabulary import Role
 
 from ..conftest import make_settings
 from ..fakes.base import DEFAULT_ANSWER

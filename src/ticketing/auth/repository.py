@@ -53,10 +53,6 @@ async def user_unless_revoked(session: AsyncSession, user_id: str, jti: str) -> 
     return (await session.scalars(stmt)).first()
 
 
-async def is_revoked(session: AsyncSession, jti: str) -> bool:
-    return await session.get(RevokedToken, jti) is not None
-
-
 async def revoke(session: AsyncSession, jti: str, expires_at: datetime, now: datetime) -> None:
     if await session.get(RevokedToken, jti) is None:
         session.add(RevokedToken(jti=jti, expires_at=expires_at))

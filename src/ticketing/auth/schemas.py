@@ -4,7 +4,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from ticketing.users.schemas import Email, StrictModel, UserOut
+from ticketing.users.schemas import UserOut
+from ticketing.vocabulary import Email, StrictModel
 
 
 class OtpRequest(StrictModel):

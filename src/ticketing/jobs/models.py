@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ticketing.db import Base, IdMixin, utcnow
+from ticketing.db import Base, EnumText, IdMixin, utcnow
 
 
 class JobStatus(StrEnum):
@@ -24,7 +24,7 @@ class Job(IdMixin, Base):
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # What the job is about (e.g. "triage:<ticket id>"), so callers can avoid queuing it twice.
     key: Mapped[str | None] = mapped_column(String(100), default=None)
-    status: Mapped[str] = mapped_column(String(20), default=JobStatus.queued.value)
+    status: Mapped[JobStatus] = mapped_column(EnumText(JobStatus), default=JobStatus.queued)
     attempts: Mapped[int] = mapped_column(default=0)
     max_attempts: Mapped[int] = mapped_column(default=5)
     run_after: Mapped[datetime] = mapped_column(default=utcnow)

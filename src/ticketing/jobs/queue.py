@@ -14,13 +14,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ticketing.db import Database, utcnow
 from ticketing.jobs.models import Job, JobStatus
 
-# Per-kind attempt budgets; a kind not listed gets DEFAULT_MAX_ATTEMPTS.
-MAX_ATTEMPTS = {"triage_ticket": 6, "send_email": 10}
-DEFAULT_MAX_ATTEMPTS = 5
-BACKOFF_BASE_SECONDS = 2.0
-BACKOFF_MAX_SECONDS = 15 * 60.0
 ERROR_MAX_CHARS = 4000
 ENQUEUED_FLAG = "jobs_enqueued"
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """A kind of job and its retry policy, declared by the domain that queues it."""
+
+    name: str
+    max_attempts: int = 5
+    backoff_base_seconds: float = 2.0
+    backoff_max_seconds: float = 15 * 60.0
+
+    def backoff_seconds(self, attempts: int) -> float:
+        """Exponential backoff with jitter after `attempts` failures: ~base, 2x base, ..."""
+        delay = min(self.backoff_max_seconds, self.backoff_base_seconds * 2 ** max(0, attempts - 1))
+        return float(delay * random.uniform(0.8, 1.2))
 
 
 @dataclass(frozen=True)
@@ -35,19 +45,18 @@ class ClaimedJob:
 
 def enqueue(
     session: AsyncSession,
-    kind: str,
+    kind: JobKind,
     payload: dict[str, Any],
     *,
     delay_seconds: float = 0.0,
-    max_attempts: int | None = None,
     key: str | None = None,
 ) -> Job:
     """Add a job to the caller's transaction: it exists if and only if the caller commits."""
     job = Job(
-        kind=kind,
+        kind=kind.name,
         payload=payload,
         key=key,
-        max_attempts=max_attempts or MAX_ATTEMPTS.get(kind, DEFAULT_MAX_ATTEMPTS),
+        max_attempts=kind.max_attempts,
         run_after=utcnow() + timedelta(seconds=delay_seconds),
     )
     session.add(job)
@@ -59,25 +68,19 @@ def enqueue(
 async def has_pending(session: AsyncSession, key: str) -> bool:
     """Is a job with this key queued or running?"""
     stmt = select(Job.id).where(
-        Job.key == key, Job.status.in_([JobStatus.queued.value, JobStatus.running.value])
+        Job.key == key, Job.status.in_([JobStatus.queued, JobStatus.running])
     )
     return (await session.scalars(stmt.limit(1))).first() is not None
 
 
-def backoff_seconds(attempts: int) -> float:
-    """Exponential backoff with jitter: ~2 s, 4 s, 8 s, ... capped at 15 minutes."""
-    delay = min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1))
-    return float(delay * random.uniform(0.8, 1.2))
-
-
 def _claimable(now: datetime) -> Any:
     return or_(
-        and_(Job.status == JobStatus.queued.value, Job.run_after <= now),
+        and_(Job.status == JobStatus.queued, Job.run_after <= now),
         # A running job whose lease ran out belongs to a worker that died. Unless that was its
         # last attempt: the sweep (_fail_exhausted_leases) fails those, and it runs on its own
         # schedule, so the claim must not take them in between.
         and_(
-            Job.status == JobStatus.running.value,
+            Job.status == JobStatus.running,
             Job.locked_until < now,
             Job.attempts < Job.max_attempts,
         ),
@@ -91,6 +94,7 @@ async def claim_jobs(
     lease_seconds: float,
     kinds: Sequence[str] | None = None,
     *,
+    keys: Sequence[str] | None = None,
     sweep_expired: bool = True,
 ) -> list[ClaimedJob]:
     """Atomically take up to `limit` due jobs, leasing them to `worker_id`: one statement.
@@ -107,6 +111,8 @@ async def claim_jobs(
         pick = select(Job.id).where(_claimable(now)).order_by(Job.run_after).limit(limit)
         if kinds:
             pick = pick.where(Job.kind.in_(kinds))
+        if keys is not None:
+            pick = pick.where(Job.key.in_(keys))
         # SKIP LOCKED lets many PostgreSQL workers claim side by side without waiting on each
         # other; SQLite serialises writers anyway (BEGIN IMMEDIATE) and ignores the clause.
         pick = pick.with_for_update(skip_locked=True)
@@ -119,7 +125,7 @@ async def claim_jobs(
             update(Job)
             .where(Job.id == picked.c.id, _claimable(now))
             .values(
-                status=JobStatus.running.value,
+                status=JobStatus.running,
                 attempts=Job.attempts + 1,
                 locked_by=token,
                 locked_until=now + timedelta(seconds=lease_seconds),
@@ -138,12 +144,12 @@ async def _fail_exhausted_leases(session: AsyncSession, now: datetime) -> None:
     await session.execute(
         update(Job)
         .where(
-            Job.status == JobStatus.running.value,
+            Job.status == JobStatus.running,
             Job.locked_until < now,
             Job.attempts >= Job.max_attempts,
         )
         .values(
-            status=JobStatus.failed.value,
+            status=JobStatus.failed,
             last_error=func.coalesce(Job.last_error, "") + "worker lost during last attempt",
             locked_by=None,
             locked_until=None,
@@ -162,7 +168,7 @@ async def extend_leases(db: Database, tokens: Sequence[str], lease_seconds: floa
     async with db.transaction() as session:
         await session.execute(
             update(Job)
-            .where(Job.locked_by.in_(tokens), Job.status == JobStatus.running.value)
+            .where(Job.locked_by.in_(tokens), Job.status == JobStatus.running)
             .values(locked_until=now + timedelta(seconds=lease_seconds))
         )
 
@@ -174,7 +180,7 @@ async def mark_done(session: AsyncSession, job: ClaimedJob) -> bool:
         update(Job)
         .where(Job.id == job.id, Job.locked_by == job.lock_token)
         .values(
-            status=JobStatus.done.value,
+            status=JobStatus.done,
             locked_by=None,
             locked_until=None,
             finished_at=now,
@@ -184,8 +190,11 @@ async def mark_done(session: AsyncSession, job: ClaimedJob) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def mark_failed_attempt(db: Database, job: ClaimedJob, error: str) -> str:
-    """Record a failed attempt: retry later with backoff, or fail for good. Returns the status."""
+async def mark_failed_attempt(
+    db: Database, job: ClaimedJob, error: str, backoff_seconds: float
+) -> JobStatus:
+    """Record a failed attempt: retry after `backoff_seconds`, or fail for good if that was the
+    last attempt. Returns the job's new status."""
     now = utcnow()
     final = job.attempts >= job.max_attempts
     values: dict[str, Any] = {
@@ -195,17 +204,17 @@ async def mark_failed_attempt(db: Database, job: ClaimedJob, error: str) -> str:
         "updated_at": now,
     }
     if final:
-        values |= {"status": JobStatus.failed.value, "finished_at": now}
+        values |= {"status": JobStatus.failed, "finished_at": now}
     else:
         values |= {
-            "status": JobStatus.queued.value,
-            "run_after": now + timedelta(seconds=backoff_seconds(job.attempts)),
+            "status": JobStatus.queued,
+            "run_after": now + timedelta(seconds=backoff_seconds),
         }
     async with db.transaction() as session:
         await session.execute(
             update(Job).where(Job.id == job.id, Job.locked_by == job.lock_token).values(**values)
         )
-    return str(values.get("status", JobStatus.queued.value))
+    return JobStatus.failed if final else JobStatus.queued
 
 
 async def release(db: Database, job: ClaimedJob) -> None:
@@ -216,7 +225,7 @@ async def release(db: Database, job: ClaimedJob) -> None:
             update(Job)
             .where(Job.id == job.id, Job.locked_by == job.lock_token)
             .values(
-                status=JobStatus.queued.value,
+                status=JobStatus.queued,
                 attempts=Job.attempts - 1,
                 locked_by=None,
                 locked_until=None,
@@ -226,12 +235,17 @@ async def release(db: Database, job: ClaimedJob) -> None:
         )
 
 
+async def last_error(db: Database, job_id: str) -> str | None:
+    async with db.transaction() as session:
+        return await session.scalar(select(Job.last_error).where(Job.id == job_id))
+
+
 async def retry_failed(session: AsyncSession, job_ids: Sequence[str] | None = None) -> int:
     """Put failed jobs back in the queue with a fresh attempt budget."""
-    stmt = update(Job).where(Job.status == JobStatus.failed.value)
+    stmt = update(Job).where(Job.status == JobStatus.failed)
     if job_ids is not None:
         stmt = stmt.where(Job.id.in_(job_ids))
     result = await session.execute(
-        stmt.values(status=JobStatus.queued.value, attempts=0, run_after=utcnow(), finished_at=None)
+        stmt.values(status=JobStatus.queued, attempts=0, run_after=utcnow(), finished_at=None)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]

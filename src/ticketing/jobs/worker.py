@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 
 from ticketing.db import Database, on_after_commit
 from ticketing.jobs import queue
-from ticketing.jobs.queue import ClaimedJob
+from ticketing.jobs.models import JobStatus
+from ticketing.jobs.queue import ClaimedJob, JobKind
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ class JobContext:
 
 
 JobHandler = Callable[[JobContext], Awaitable[None]]
+# What a worker runs: each kind of job, with its retry policy, and its handler.
+JobHandlers = Mapping[JobKind, JobHandler]
 
 # Workers living in this process, woken at once when a transaction that enqueued jobs commits.
 _local_workers: weakref.WeakSet[Worker] = weakref.WeakSet()
@@ -64,7 +67,7 @@ class Worker:
     def __init__(
         self,
         db: Database,
-        handlers: Mapping[str, JobHandler],
+        handlers: JobHandlers,
         *,
         concurrency: int = 16,
         poll_seconds: float = 1.0,
@@ -74,7 +77,9 @@ class Worker:
         name: str | None = None,
     ) -> None:
         self.db = db
-        self.handlers = dict(handlers)
+        self.handlers: dict[str, tuple[JobKind, JobHandler]] = {
+            kind.name: (kind, handler) for kind, handler in handlers.items()
+        }
         self.concurrency = concurrency
         self.poll_seconds = poll_seconds
         self.lease_seconds = lease_seconds
@@ -187,10 +192,13 @@ class Worker:
 
 
 async def run_one(
-    db: Database, handlers: Mapping[str, JobHandler], job: ClaimedJob, timeout_seconds: float
+    db: Database,
+    handlers: Mapping[str, tuple[JobKind, JobHandler]],
+    job: ClaimedJob,
+    timeout_seconds: float,
 ) -> None:
     timeout = timeout_seconds
-    handler = handlers.get(job.kind)
+    kind, handler = handlers.get(job.kind, (JobKind(job.kind), None))
     ctx = JobContext(job=job, db=db)
     extra: dict[str, Any] = {"job_id": job.id, "kind": job.kind, "attempt": job.attempts}
     started = time.monotonic()
@@ -216,11 +224,13 @@ async def run_one(
                 job.id, job.kind, job.payload, job.max_attempts, job.max_attempts, job.lock_token
             )
         try:
-            status = await queue.mark_failed_attempt(db, job, error)
+            status = await queue.mark_failed_attempt(
+                db, job, error, kind.backoff_seconds(job.attempts)
+            )
         except Exception:
             log.exception("could not record job failure; its lease will expire", extra=extra)
             return
-        level = logging.ERROR if status == "failed" else logging.WARNING
+        level = logging.ERROR if status == JobStatus.failed else logging.WARNING
         log.log(
             level,
             "job attempt failed: %s",

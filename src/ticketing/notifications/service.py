@@ -10,9 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.config import Settings
 from ticketing.jobs import queue
+from ticketing.jobs.queue import JobKind
 from ticketing.notifications.senders import OutgoingEmail
 
-SEND_EMAIL = "send_email"
+# A mail server may be down for a while: ten attempts over about 17 minutes of backoff.
+SEND_EMAIL = JobKind("send_email", max_attempts=10)
 
 
 @lru_cache(maxsize=1)

@@ -8,11 +8,12 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ticketing.db import lock_for_transaction, utcnow
+from ticketing.db import lock_for_transaction
 from ticketing.skills import skills_match
-from ticketing.tickets import repository as tickets_repo
+from ticketing.tickets import service as tickets_service
 from ticketing.users import repository as users_repo
-from ticketing.users.models import Role, User
+from ticketing.users.models import User
+from ticketing.vocabulary import Role
 
 ROUTING_LOCK = "routing"
 _NEVER = datetime.min.replace(tzinfo=UTC)
@@ -22,8 +23,6 @@ _NEVER = datetime.min.replace(tzinfo=UTC)
 class RoutingDecision:
     assignee: User | None
     reason: str
-    matched_skills: tuple[str, ...] = ()
-    load: int = 0
 
 
 def _tickets(n: int) -> str:
@@ -51,20 +50,15 @@ async def choose_assignee(
     best = max((len(m) for _, m in scored), default=0)
     if best > 0:
         finalists = [u for u, m in scored if len(m) == best]
-        loads = await tickets_repo.open_loads(session, [u.id for u in finalists], ticket_id)
+        loads = await tickets_service.open_loads(session, [u.id for u in finalists], ticket_id)
         winner = _least_loaded(finalists, loads)
         matched = tuple(next(m for u, m in scored if u.id == winner.id))
         load = loads.get(winner.id, 0)
-        return RoutingDecision(
-            winner,
-            f"matched skills: {', '.join(matched)}; {_tickets(load)}",
-            matched,
-            load,
-        )
+        return RoutingDecision(winner, f"matched skills: {', '.join(matched)}; {_tickets(load)}")
 
     admins = list(await users_repo.active_staff(session, Role.admin))
     if admins:
-        loads = await tickets_repo.open_loads(session, [u.id for u in admins], ticket_id)
+        loads = await tickets_service.open_loads(session, [u.id for u in admins], ticket_id)
         winner = _least_loaded(admins, loads)
         load = loads.get(winner.id, 0)
         why = (
@@ -72,9 +66,5 @@ async def choose_assignee(
             if required_skills
             else "no skills identified"
         )
-        return RoutingDecision(winner, f"{why}; least-loaded admin, {_tickets(load)}", (), load)
+        return RoutingDecision(winner, f"{why}; least-loaded admin, {_tickets(load)}")
     return RoutingDecision(None, "no active moderator or admin to assign")
-
-
-def mark_assigned(user: User) -> None:
-    user.last_assigned_at = utcnow()

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections import Counter
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-console = Console()
+from ticketing.console import command_settings, console, run_async
+from ticketing.vocabulary import AnalysisStatus
 
 
 def register(app: typer.Typer) -> None:
@@ -20,60 +18,43 @@ def register(app: typer.Typer) -> None:
         concurrency: Annotated[int, typer.Option(min=1, max=64, help="Tickets at once")] = 4,
     ) -> None:
         """Re-run the AI on open fallback tickets (or on one ticket), re-routing open ones."""
-        from ticketing.cli import _run, _settings
-        from ticketing.flows import TriageResult, triage_ticket
+        from ticketing import flows
         from ticketing.runtime import build_runtime
-        from ticketing.tickets import repository as tickets_repo
 
-        settings = _settings()
+        settings = command_settings()
+        columns = (
+            TextColumn("Re-analysing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
 
-        async def main() -> None:
+        async def main() -> flows.RerunSummary:
             runtime = build_runtime(settings)
             try:
-                async with runtime.db.transaction() as session:
-                    if ticket is not None:
-                        if await tickets_repo.get(session, ticket) is None:
-                            console.print(f"[red]No ticket with id {ticket}[/red]")
-                            raise typer.Exit(1)
-                        ids = [ticket]
-                    else:
-                        ids = list(await tickets_repo.rerun_candidates(session))
-                if not ids:
-                    console.print("No fallback tickets to re-analyse.")
-                    return
-                results: list[TriageResult] = []
-                errors: list[str] = []
-                limit = asyncio.Semaphore(concurrency)
-                columns = (
-                    TextColumn("Re-analysing"),
-                    BarColumn(),
-                    MofNCompleteColumn(),
-                    TimeElapsedColumn(),
-                )
-                with Progress(*columns, console=console) as progress:
-                    task = progress.add_task("rerun", total=len(ids))
-
-                    async def one(ticket_id: str) -> None:
-                        async with limit:
-                            try:
-                                results.append(await triage_ticket(runtime, ticket_id, "rerun"))
-                            except Exception as exc:  # report, keep going with the others
-                                errors.append(f"{ticket_id}: {exc}")
-                            progress.advance(task)
-
-                    await asyncio.gather(*(one(i) for i in ids))
-                outcomes = Counter(r.status for r in results)
-                rerouted = sum(r.rerouted for r in results)
-                console.print(
-                    f"Re-analysed {len(results)} of {len(ids)} tickets: "
-                    f"{outcomes['ai']} by AI, {outcomes['fallback']} fell back again, "
-                    f"{rerouted} re-routed, {len(errors)} failed."
-                )
-                for line in errors:
-                    console.print(f"[red]failed[/red] {line}")
-                if errors:
-                    raise typer.Exit(1)
+                with Progress(*columns, console=console, transient=False) as progress:
+                    task = progress.add_task("rerun", total=None)
+                    return await flows.rerun_triage(
+                        runtime,
+                        ticket,
+                        concurrency=concurrency,
+                        on_start=lambda total: progress.update(task, total=total),
+                        on_progress=lambda: progress.advance(task),
+                    )
             finally:
                 await runtime.close()
 
-        _run(main)
+        summary = run_async(main)
+        if not summary.tickets:
+            console.print("No fallback tickets to re-analyse.")
+            return
+        ai, fallback = (summary.outcomes[s] for s in (AnalysisStatus.ai, AnalysisStatus.fallback))
+        console.print(
+            f"Re-analysed {len(summary.results)} of {summary.tickets} tickets: "
+            f"{ai} by AI, {fallback} fell back again, "
+            f"{summary.rerouted} re-routed, {len(summary.failed)} failed."
+        )
+        for line in summary.failed:
+            console.print(f"[red]failed[/red] {line}")
+        if summary.failed:
+            raise typer.Exit(1)

@@ -7,35 +7,21 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ticketing.db import Base, IdMixin, TimestampMixin, utcnow
+from ticketing.db import Base, EnumText, IdMixin, TimestampMixin, utcnow
+from ticketing.vocabulary import AnalysisStatus, Priority, TicketStatus, TicketType
 
 
-class TicketStatus(StrEnum):
-    open = "open"
-    in_progress = "in_progress"
-    resolved = "resolved"
-    closed = "closed"
+class EventKind(StrEnum):
+    """The kinds of line in a ticket's timeline."""
 
-
-class Priority(StrEnum):
-    low = "low"
-    medium = "medium"
-    high = "high"
-    urgent = "urgent"
-
-
-class TicketType(StrEnum):
-    bug = "bug"
-    feature = "feature"
-    support = "support"
-    technical = "technical"
-    other = "other"
-
-
-class AnalysisStatus(StrEnum):
-    pending = "pending"
-    ai = "ai"
-    fallback = "fallback"
+    created = "created"
+    analysed = "analysed"
+    assigned = "assigned"
+    unassigned = "unassigned"
+    status_changed = "status_changed"
+    updated = "updated"
+    commented = "commented"
+    emailed = "emailed"
 
 
 class Ticket(IdMixin, TimestampMixin, Base):
@@ -43,12 +29,14 @@ class Ticket(IdMixin, TimestampMixin, Base):
 
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(20), default=TicketStatus.open.value)
-    priority: Mapped[str | None] = mapped_column(String(20), default=None)
-    ticket_type: Mapped[str | None] = mapped_column(String(20), default=None)
+    status: Mapped[TicketStatus] = mapped_column(EnumText(TicketStatus), default=TicketStatus.open)
+    priority: Mapped[Priority | None] = mapped_column(EnumText(Priority), default=None)
+    ticket_type: Mapped[TicketType | None] = mapped_column(EnumText(TicketType), default=None)
     required_skills: Mapped[list[str]] = mapped_column(default=list)
     helpful_notes: Mapped[str | None] = mapped_column(Text, default=None)
-    analysis_status: Mapped[str] = mapped_column(String(20), default=AnalysisStatus.pending.value)
+    analysis_status: Mapped[AnalysisStatus] = mapped_column(
+        EnumText(AnalysisStatus), default=AnalysisStatus.pending
+    )
     analysis_provider: Mapped[str | None] = mapped_column(String(50), default=None)
     analysis_model: Mapped[str | None] = mapped_column(String(100), default=None)
     analysis_error: Mapped[str | None] = mapped_column(Text, default=None)
@@ -89,7 +77,7 @@ class TicketEvent(IdMixin, Base):
     __tablename__ = "ticket_events"
 
     ticket_id: Mapped[str] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(30))
+    kind: Mapped[EventKind] = mapped_column(EnumText(EventKind, 30))
     actor_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), default=None)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # Staff-only lines (internal notes, analysis errors, routing details) are hidden from users.

@@ -11,22 +11,27 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Engine, func, literal_column, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ticketing.db import contains_pattern
 from ticketing.pagination import Order, paginate
-from ticketing.tickets.models import Comment, Ticket, TicketEvent, TicketStatus
-from ticketing.users.repository import escape_like
+from ticketing.tickets.models import Comment, EventKind, Ticket, TicketEvent
+from ticketing.vocabulary import AnalysisStatus, Priority, TicketStatus, TicketType
 
-OPEN_STATES = (TicketStatus.open.value, TicketStatus.in_progress.value)
+OPEN_STATES = (TicketStatus.open, TicketStatus.in_progress)
 
 
 @dataclass(frozen=True)
 class TicketFilters:
-    status: str | None = None
-    priority: str | None = None
-    ticket_type: str | None = None
+    status: TicketStatus | None = None
+    priority: Priority | None = None
+    ticket_type: TicketType | None = None
     assigned_to: str | None = None
     created_by: str | None = None
-    analysis_status: str | None = None
+    analysis_status: AnalysisStatus | None = None
     q: str | None = None
+
+
+def assigned_to_clause(user_id: str) -> ColumnElement[bool]:
+    return Ticket.assigned_to == user_id
 
 
 async def get(session: AsyncSession, ticket_id: str, *, for_update: bool = False) -> Ticket | None:
@@ -70,7 +75,7 @@ async def list_page(
             stmt = stmt.where(column == value)
     if filters.q:
         needle = filters.q.lower()
-        pattern = f"%{escape_like(needle)}%"
+        pattern = contains_pattern(needle)
         stmt = stmt.where(
             or_(
                 func.lower(Ticket.title).like(pattern, escape="\\"),
@@ -181,7 +186,7 @@ async def oldest_created_since(
 async def rerun_candidates(session: AsyncSession) -> Sequence[str]:
     stmt = (
         select(Ticket.id)
-        .where(Ticket.analysis_status == "fallback", Ticket.status.in_(OPEN_STATES))
+        .where(Ticket.analysis_status == AnalysisStatus.fallback, Ticket.status.in_(OPEN_STATES))
         .order_by(Ticket.created_at)
     )
     return (await session.scalars(stmt)).all()
@@ -190,7 +195,7 @@ async def rerun_candidates(session: AsyncSession) -> Sequence[str]:
 def add_event(
     session: AsyncSession,
     ticket_id: str,
-    kind: str,
+    kind: EventKind,
     *,
     actor_id: str | None = None,
     data: dict[str, Any] | None = None,

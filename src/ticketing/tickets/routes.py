@@ -16,8 +16,8 @@ from ticketing.responses import (
     not_found,
     rate_limited,
 )
-from ticketing.tickets import service
-from ticketing.tickets.models import AnalysisStatus, Priority, Ticket, TicketStatus, TicketType
+from ticketing.tickets import policy, service
+from ticketing.tickets.models import Ticket
 from ticketing.tickets.repository import TicketFilters
 from ticketing.tickets.schemas import (
     CommentCreate,
@@ -28,7 +28,8 @@ from ticketing.tickets.schemas import (
     TicketOut,
     TicketUpdate,
 )
-from ticketing.users.models import Role, User
+from ticketing.users.models import User
+from ticketing.vocabulary import AnalysisStatus, Priority, Role, TicketStatus, TicketType
 
 router = APIRouter(tags=["tickets"], responses=UNAUTHORIZED)
 admin_router = APIRouter(prefix="/admin", tags=["admin"], responses={**UNAUTHORIZED, **FORBIDDEN})
@@ -41,12 +42,15 @@ NOT_FOUND = not_found("No such ticket, or not yours to see")
 
 def ticket_out(ticket: Ticket, viewer: User) -> TicketOut:
     out = TicketOut.model_validate(ticket)
-    if viewer.role == Role.user.value:
+    update: dict[str, object] = {
+        "allowed_status": policy.allowed_status(viewer, ticket),
+        "allowed_fields": policy.allowed_fields(viewer, ticket),
+        "allowed_actions": policy.allowed_actions(viewer, ticket),
+    }
+    if not policy.sees_staff_only(viewer, ticket):
         # Advice and routing details are for staff.
-        out = out.model_copy(
-            update={"helpful_notes": None, "analysis_error": None, "assignment_reason": None}
-        )
-    return out
+        update |= {"helpful_notes": None, "analysis_error": None, "assignment_reason": None}
+    return out.model_copy(update=update)
 
 
 def _filters(
@@ -134,7 +138,7 @@ async def moderator_tickets(
 ) -> Page[TicketOut]:
     queue_of = user.id
     if moderator_id is not None and moderator_id != user.id:
-        if user.role != Role.admin.value:
+        if user.role != Role.admin:
             raise Forbidden("Only admins can look at another moderator's queue")
         queue_of = moderator_id
     filters = _filters(status, priority, ticket_type, None, created_by, analysis_status, q)
@@ -230,9 +234,9 @@ async def list_events(
     responses={**FORBIDDEN, **NOT_FOUND},
 )
 async def reanalyze(ticket_id: str, _admin: AdminUser, session: SessionDep) -> QueuedOut:
-    return QueuedOut(queued=await service.reanalyze_ticket(session, ticket_id))
+    return QueuedOut(queued=(await service.reanalyze_ticket(session, ticket_id)).queued)
 
 
 @admin_router.post("/rerun-ai", status_code=status.HTTP_202_ACCEPTED, response_model=QueuedOut)
 async def rerun_ai(_admin: AdminUser, session: SessionDep) -> QueuedOut:
-    return QueuedOut(queued=await service.rerun_fallback_tickets(session))
+    return QueuedOut(queued=(await service.rerun_fallback_tickets(session)).queued)

@@ -6,10 +6,16 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from ticketing.skills import normalise_skills
-from ticketing.tickets.models import AnalysisStatus, Priority, TicketStatus, TicketType
-from ticketing.triage.base import MAX_SKILLS
-from ticketing.users.schemas import VISIBLE, StrictModel
+from ticketing.skills import MAX_SKILL_LENGTH, MAX_SKILLS, normalise_skills
+from ticketing.tickets.models import EventKind
+from ticketing.vocabulary import (
+    VISIBLE,
+    AnalysisStatus,
+    Priority,
+    StrictModel,
+    TicketStatus,
+    TicketType,
+)
 
 
 def _not_blank(value: str) -> str:
@@ -25,7 +31,7 @@ Body = Annotated[
     str, Field(min_length=1, max_length=20000, pattern=VISIBLE), AfterValidator(_not_blank)
 ]
 SkillList = Annotated[
-    list[Annotated[str, Field(max_length=50)]],
+    list[Annotated[str, Field(max_length=MAX_SKILL_LENGTH)]],
     Field(max_length=MAX_SKILLS),
     AfterValidator(normalise_skills),
 ]
@@ -59,6 +65,10 @@ class TicketOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     resolved_at: datetime | None
+    # What the viewer may do now (see tickets.policy): clients show these, never copy the rules.
+    allowed_status: list[TicketStatus] = Field(default_factory=list)
+    allowed_fields: list[str] = Field(default_factory=list)
+    allowed_actions: list[str] = Field(default_factory=list)
 
 
 class TicketUpdate(StrictModel):
@@ -92,7 +102,7 @@ class EventOut(BaseModel):
 
     id: str
     ticket_id: str
-    kind: str
+    kind: EventKind
     actor_id: str | None
     data: dict[str, Any]
     internal: bool

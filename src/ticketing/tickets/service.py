@@ -1,50 +1,59 @@
-"""Tickets: create, see, change, comment, and the timeline. Services never commit."""
+"""Tickets: create, see, change, comment, analyse, assign, and the timeline.
+
+The only code that changes a ticket or writes its timeline. Services never commit: the caller's
+unit of work does.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.config import Settings
 from ticketing.db import lock_for_transaction, new_id, utcnow
 from ticketing.errors import Conflict, Forbidden, InvalidField, NotFound, RateLimited
 from ticketing.jobs import queue
+from ticketing.jobs.queue import JobKind
 from ticketing.pagination import Order
-from ticketing.tickets import emails
+from ticketing.tickets import emails, policy
 from ticketing.tickets import repository as repo
-from ticketing.tickets.models import Comment, Ticket, TicketEvent, TicketStatus
+from ticketing.tickets.models import Comment, EventKind, Ticket, TicketEvent
 from ticketing.tickets.repository import TicketFilters
 from ticketing.tickets.schemas import CommentCreate, TicketCreate, TicketUpdate
 from ticketing.users import repository as users_repo
-from ticketing.users.models import Role, User
+from ticketing.users import service as users_service
+from ticketing.users.models import User
+from ticketing.vocabulary import AnalysisStatus, Priority, TicketStatus, TicketType
 
-TRIAGE_TICKET = "triage_ticket"
+# A model call can fail for minutes (rate limits, outages); the fallback answers anyway, so
+# attempts only run out when our own database keeps failing.
+TRIAGE_TICKET = JobKind("triage_ticket", max_attempts=6)
 NOT_FOUND = "Ticket not found"
 
-_S = TicketStatus
-# (from, to) -> who may make the move: "staff" = the assignee or an admin.
-TRANSITIONS: dict[tuple[str, str], set[str]] = {
-    (_S.open, _S.in_progress): {"staff"},
-    (_S.open, _S.resolved): {"staff"},
-    (_S.in_progress, _S.resolved): {"staff"},
-    (_S.in_progress, _S.open): {"staff"},
-    (_S.resolved, _S.closed): {"staff", "creator"},
-    (_S.resolved, _S.open): {"staff", "creator"},
-    (_S.open, _S.closed): {"admin", "creator"},
-    (_S.in_progress, _S.closed): {"admin", "creator"},
-}
-STAFF_FIELDS = {"status", "priority", "ticket_type", "required_skills"}
+
+@dataclass(frozen=True)
+class AnalysisRecord:
+    """What an analysis concluded about a ticket, and how it was reached."""
+
+    status: AnalysisStatus  # ai | fallback
+    priority: Priority
+    ticket_type: TicketType
+    required_skills: list[str]
+    helpful_notes: str | None
+    provider: str
+    model: str | None
+    error: str | None
 
 
 def triage_job_key(ticket_id: str) -> str:
     return f"triage:{ticket_id}"
 
 
-def queue_triage(session: AsyncSession, ticket_id: str, *, reason: str) -> None:
+def _queue_triage(session: AsyncSession, ticket_id: str, *, reason: str) -> None:
     queue.enqueue(
         session,
         TRIAGE_TICKET,
@@ -53,24 +62,16 @@ def queue_triage(session: AsyncSession, ticket_id: str, *, reason: str) -> None:
     )
 
 
-def is_staff(user: User) -> bool:
-    return user.role in (Role.moderator.value, Role.admin.value)
+async def find(session: AsyncSession, ticket_id: str, *, for_update: bool = False) -> Ticket | None:
+    """The ticket, whoever may see it (for background work)."""
+    return await repo.get(session, ticket_id, for_update=for_update)
 
 
-def _visible_to(user: User) -> ColumnElement[bool] | None:
-    if user.role == Role.admin.value:
-        return None
-    if user.role == Role.moderator.value:
-        return or_(Ticket.assigned_to == user.id, Ticket.created_by == user.id)
-    return Ticket.created_by == user.id
-
-
-def can_see(user: User, ticket: Ticket) -> bool:
-    if user.role == Role.admin.value:
-        return True
-    if user.role == Role.moderator.value and ticket.assigned_to == user.id:
-        return True
-    return ticket.created_by == user.id
+async def open_loads(
+    session: AsyncSession, user_ids: Sequence[str], exclude_ticket_id: str | None = None
+) -> dict[str, int]:
+    """Open and in-progress tickets per assignee (what routing balances)."""
+    return await repo.open_loads(session, user_ids, exclude_ticket_id)
 
 
 async def get_visible(
@@ -78,7 +79,7 @@ async def get_visible(
 ) -> Ticket:
     """The ticket, or 404 whether it is missing or merely someone else's."""
     ticket = await repo.get(session, ticket_id, for_update=for_update)
-    if ticket is None or not can_see(user, ticket):
+    if ticket is None or not policy.can_see(user, ticket):
         raise NotFound(NOT_FOUND)
     return ticket
 
@@ -111,8 +112,8 @@ async def create_ticket(
             required_skills=[],
         ),
     )
-    repo.add_event(session, ticket.id, "created", actor_id=user.id, at=now)
-    queue_triage(session, ticket.id, reason="created")
+    repo.add_event(session, ticket.id, EventKind.created, actor_id=user.id, at=now)
+    _queue_triage(session, ticket.id, reason="created")
     await session.flush()
     return ticket
 
@@ -128,87 +129,77 @@ async def list_tickets(
     queue_of: str | None = None,
 ) -> Sequence[Ticket]:
     """Tickets `user` may see; with `queue_of`, only those assigned to that person."""
-    visible = Ticket.assigned_to == queue_of if queue_of is not None else _visible_to(user)
+    visible = (
+        repo.assigned_to_clause(queue_of) if queue_of is not None else policy.visible_clause(user)
+    )
     return await repo.list_page(
         session, visible=visible, filters=filters, limit=limit, cursor=cursor, order=order
     )
 
 
-def _roles_on(user: User, ticket: Ticket) -> set[str]:
-    roles = set()
-    if user.role == Role.admin.value:
-        roles |= {"admin", "staff"}
-    if user.role == Role.moderator.value and ticket.assigned_to == user.id:
-        roles.add("staff")
-    if ticket.created_by == user.id:
-        roles.add("creator")
-    return roles
-
-
 async def update_ticket(
     session: AsyncSession, settings: Settings, user: User, ticket_id: str, changes: TicketUpdate
 ) -> Ticket:
-    """Apply a partial update under the field-level rules of the contract."""
+    """Apply a partial update under the field-level rules of `policy`."""
     ticket = await get_visible(session, user, ticket_id, for_update=True)
     fields = changes.model_dump(exclude_unset=True)
-    roles = _roles_on(user, ticket)
 
-    # Authorisation first (403), then state (409), then apply.
-    for name in fields:
-        if name == "assigned_to" and "admin" not in roles:
-            raise Forbidden("Only admins can reassign tickets")
-        if name in STAFF_FIELDS - {"status"} and "staff" not in roles:
-            raise Forbidden(f"You may not change {name}")
+    # Authorisation first (403), then values (422), then state (409), then apply.
+    policy.check_fields(user, ticket, fields)
     for name in ("status", "priority", "ticket_type", "required_skills"):
         if name in fields and fields[name] is None:
             raise InvalidField(f"{name} cannot be null")
+    new_status: TicketStatus | None = changes.status if "status" in fields else None
+    if new_status is not None:
+        policy.check_status_move(user, ticket, new_status)
 
     now = utcnow()
-    new_status = fields.get("status")
-    if new_status is not None and new_status != ticket.status:
-        allowed = TRANSITIONS.get((ticket.status, new_status))
-        if allowed is None:
-            if not roles & {"staff", "creator"}:
-                raise Forbidden("You may not change the status")
-            raise Conflict(f"A ticket cannot go from {ticket.status} to {new_status}")
-        if not roles & allowed:
-            raise Forbidden(f"You may not move this ticket from {ticket.status} to {new_status}")
-    elif new_status is not None and not roles & {"staff", "creator"}:
-        raise Forbidden("You may not change the status")
-
     changed: dict[str, object] = {}
     for name in ("priority", "ticket_type", "required_skills"):
         if name in fields and fields[name] != getattr(ticket, name):
             changed[name] = {"from": getattr(ticket, name), "to": fields[name]}
             setattr(ticket, name, fields[name])
     if changed:
-        repo.add_event(session, ticket.id, "updated", actor_id=user.id, data=changed, at=now)
-
-    if new_status is not None and new_status != ticket.status:
-        old = ticket.status
-        ticket.status = new_status.value
-        if new_status == TicketStatus.resolved:
-            ticket.resolved_at = now
-            creator = await users_repo.get(session, ticket.created_by)
-            if creator is not None and creator.id != user.id and creator.is_active:
-                emails.queue_resolved_email(session, settings, ticket, creator)
-        elif new_status == TicketStatus.open:
-            ticket.resolved_at = None
         repo.add_event(
-            session,
-            ticket.id,
-            "status_changed",
-            actor_id=user.id,
-            data={"from": old, "to": ticket.status},
-            at=now,
+            session, ticket.id, EventKind.updated, actor_id=user.id, data=changed, at=now
         )
 
+    if new_status is not None and new_status != ticket.status:
+        await _move(session, settings, ticket, new_status, user, now)
+
     if "assigned_to" in fields and fields["assigned_to"] != ticket.assigned_to:
-        await _reassign(session, settings, ticket, fields["assigned_to"], user, now)
+        await _reassign(session, settings, ticket, fields["assigned_to"], user)
 
     ticket.updated_at = now
     await session.flush()
     return ticket
+
+
+async def _move(
+    session: AsyncSession,
+    settings: Settings,
+    ticket: Ticket,
+    new_status: TicketStatus,
+    user: User,
+    now: datetime,
+) -> None:
+    old = ticket.status
+    ticket.status = new_status
+    if new_status == TicketStatus.resolved:
+        ticket.resolved_at = now
+        creator = await users_repo.get(session, ticket.created_by)
+        if creator is not None and creator.id != user.id and creator.is_active:
+            emails.queue_resolved_email(session, settings, ticket, creator)
+    elif new_status == TicketStatus.open:
+        ticket.resolved_at = None
+    repo.add_event(
+        session,
+        ticket.id,
+        EventKind.status_changed,
+        actor_id=user.id,
+        data={"from": old, "to": new_status},
+        at=now,
+    )
 
 
 async def _reassign(
@@ -217,7 +208,6 @@ async def _reassign(
     ticket: Ticket,
     assignee_id: str | None,
     admin: User,
-    now: object,
 ) -> None:
     if assignee_id is None:
         ticket.assigned_to = None
@@ -226,7 +216,7 @@ async def _reassign(
         repo.add_event(
             session,
             ticket.id,
-            "assigned",
+            EventKind.assigned,
             actor_id=admin.id,
             data={"to": None, "reason": ticket.assignment_reason},
             internal=True,
@@ -235,11 +225,7 @@ async def _reassign(
     if ticket.status == TicketStatus.closed:
         raise Conflict("A closed ticket cannot be reassigned")
     assignee = await users_repo.get(session, assignee_id)
-    if (
-        assignee is None
-        or not assignee.is_active
-        or assignee.role not in (Role.moderator.value, Role.admin.value)
-    ):
+    if assignee is None or not assignee.is_active or not assignee.is_staff:
         raise InvalidField("assigned_to must be an active moderator or admin")
     assign(session, settings, ticket, assignee, f"assigned by admin {admin.email}", admin.id)
 
@@ -259,11 +245,11 @@ def assign(
     ticket.assigned_at = now
     ticket.assignment_reason = reason
     ticket.updated_at = now
-    assignee.last_assigned_at = now
+    users_service.note_assignment(assignee, now)
     repo.add_event(
         session,
         ticket.id,
-        "assigned",
+        EventKind.assigned,
         actor_id=actor_id,
         data={"to": assignee.id, "to_email": assignee.email, "from": previous, "reason": reason},
         internal=True,
@@ -271,11 +257,63 @@ def assign(
     emails.queue_assignment_email(session, settings, ticket, assignee, reason)
 
 
+def leave_unassigned(session: AsyncSession, ticket: Ticket, reason: str) -> None:
+    """Record why nobody could be given an unassigned ticket."""
+    ticket.assignment_reason = reason
+    repo.add_event(session, ticket.id, EventKind.unassigned, internal=True, data={"reason": reason})
+
+
+def record_analysis(session: AsyncSession, ticket: Ticket, analysis: AnalysisRecord) -> None:
+    """Store an analysis's conclusions on the ticket and in its (staff-only) timeline."""
+    now = utcnow()
+    ticket.priority = analysis.priority
+    ticket.ticket_type = analysis.ticket_type
+    ticket.required_skills = list(analysis.required_skills)
+    ticket.helpful_notes = analysis.helpful_notes or None
+    ticket.analysis_status = analysis.status
+    ticket.analysis_provider = analysis.provider
+    ticket.analysis_model = analysis.model
+    ticket.analysis_error = analysis.error
+    ticket.analyzed_at = now
+    ticket.updated_at = now
+    repo.add_event(
+        session,
+        ticket.id,
+        EventKind.analysed,
+        internal=True,
+        at=now,
+        data={
+            "outcome": analysis.status,
+            "provider": analysis.provider,
+            "model": analysis.model,
+            "error": analysis.error,
+            "priority": analysis.priority,
+            "ticket_type": analysis.ticket_type,
+            "required_skills": ticket.required_skills,
+        },
+    )
+
+
+async def record_email_sent(
+    session: AsyncSession, ticket_id: str, *, to: str | None, kind: str | None
+) -> None:
+    """A ticket's email went out: a timeline line (public only for what the requester got)."""
+    if not await repo.exists(session, ticket_id):
+        return  # the ticket was deleted meanwhile; the mail is gone anyway
+    repo.add_event(
+        session,
+        ticket_id,
+        EventKind.emailed,
+        data={"to": to, "kind": kind},
+        internal=kind != "resolved",
+    )
+
+
 async def add_comment(
     session: AsyncSession, user: User, ticket_id: str, data: CommentCreate
 ) -> Comment:
     ticket = await get_visible(session, user, ticket_id)
-    if data.internal and not is_staff(user):
+    if data.internal and not policy.sees_staff_only(user, ticket):
         raise Forbidden("Only moderators and admins can write internal notes")
     comment = repo.add_comment(
         session,
@@ -291,7 +329,7 @@ async def add_comment(
     repo.add_event(
         session,
         ticket.id,
-        "commented",
+        EventKind.commented,
         actor_id=user.id,
         data={"comment_id": comment.id, "internal": data.internal},
         internal=data.internal,
@@ -312,7 +350,12 @@ async def list_comments(
 ) -> Sequence[Comment]:
     ticket = await get_visible(session, user, ticket_id)
     return await repo.list_comments(
-        session, ticket.id, include_internal=is_staff(user), limit=limit, cursor=cursor, order=order
+        session,
+        ticket.id,
+        include_internal=policy.sees_staff_only(user, ticket),
+        limit=limit,
+        cursor=cursor,
+        order=order,
     )
 
 
@@ -327,26 +370,39 @@ async def list_events(
 ) -> Sequence[TicketEvent]:
     ticket = await get_visible(session, user, ticket_id)
     return await repo.list_events(
-        session, ticket.id, include_internal=is_staff(user), limit=limit, cursor=cursor, order=order
+        session,
+        ticket.id,
+        include_internal=policy.sees_staff_only(user, ticket),
+        limit=limit,
+        cursor=cursor,
+        order=order,
     )
 
 
-async def queue_reanalysis(session: AsyncSession, ticket_ids: Sequence[str]) -> int:
-    """Queue re-analysis for each ticket that has none pending; returns how many were queued."""
+@dataclass(frozen=True)
+class Reanalysis:
+    queued: int  # jobs queued now
+    ticket_ids: list[str]  # every ticket concerned, each now with a triage job pending
+
+
+async def _queue_reanalysis(session: AsyncSession, ticket_ids: Sequence[str]) -> Reanalysis:
+    """Queue re-analysis for each ticket that has none pending."""
     queued = 0
     for ticket_id in ticket_ids:
         if await queue.has_pending(session, triage_job_key(ticket_id)):
             continue
-        queue_triage(session, ticket_id, reason="rerun")
+        _queue_triage(session, ticket_id, reason="rerun")
         queued += 1
-    return queued
+    return Reanalysis(queued, list(ticket_ids))
 
 
-async def rerun_fallback_tickets(session: AsyncSession) -> int:
-    return await queue_reanalysis(session, await repo.rerun_candidates(session))
+async def rerun_fallback_tickets(session: AsyncSession) -> Reanalysis:
+    """Queue re-analysis of every open or in-progress ticket whose analysis fell back."""
+    return await _queue_reanalysis(session, await repo.rerun_candidates(session))
 
 
-async def reanalyze_ticket(session: AsyncSession, ticket_id: str) -> int:
+async def reanalyze_ticket(session: AsyncSession, ticket_id: str) -> Reanalysis:
+    """Queue re-analysis of one ticket, whatever its analysis status (404 if it is missing)."""
     if await repo.get(session, ticket_id) is None:
         raise NotFound(NOT_FOUND)
-    return await queue_reanalysis(session, [ticket_id])
+    return await _queue_reanalysis(session, [ticket_id])

@@ -7,9 +7,9 @@ from typing import Protocol
 
 from pydantic import BaseModel, Field
 
-from ticketing.tickets.models import Priority, TicketType
+from ticketing.skills import MAX_SKILLS
+from ticketing.vocabulary import Priority, TicketType
 
-MAX_SKILLS = 10
 MAX_NOTES_CHARS = 2000
 
 

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from ticketing.skills import canonical_skill, normalise_skills
-from ticketing.tickets.models import Priority, TicketType
 from ticketing.triage.base import Analysis, TriageProvider
 from ticketing.triage.local import LocalAnalyzer
+from ticketing.vocabulary import Priority, TicketType
 
 # What a failed prediction is recorded as in confusion matrices. Not a class: it never counts
 # as a false positive, only as a miss for the gold class.

@@ -21,10 +21,11 @@ from google.genai import errors as genai_errors
 from google.genai import types
 
 from ticketing.config import Settings
-from ticketing.tickets.models import Priority, TicketType
-from ticketing.triage.base import MAX_SKILLS, Analysis, TriageError
+from ticketing.skills import MAX_SKILLS
+from ticketing.triage.base import Analysis, TriageError
 from ticketing.triage.parsing import parse_analysis
 from ticketing.triage.prompt import build_system_instruction, build_user_content
+from ticketing.vocabulary import Priority, TicketType
 
 log = logging.getLogger(__name__)
 

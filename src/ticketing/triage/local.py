@@ -24,9 +24,15 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from ticketing.skills import ALIAS_GROUPS, canonical_skill, normalise_skill, normalise_skills
-from ticketing.tickets.models import Priority, TicketType
-from ticketing.triage.base import MAX_NOTES_CHARS, MAX_SKILLS, Analysis
+from ticketing.skills import (
+    ALIAS_GROUPS,
+    MAX_SKILLS,
+    canonical_skill,
+    normalise_skill,
+    normalise_skills,
+)
+from ticketing.triage.base import MAX_NOTES_CHARS, Analysis
+from ticketing.vocabulary import Priority, TicketType
 
 # Skills offered when the caller has no list of its own (CLI, evaluation).
 DEFAULT_SKILL_VOCABULARY: tuple[str, ...] = (

@@ -13,9 +13,9 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
-from ticketing.skills import MAX_SKILL_LENGTH, normalise_skills
-from ticketing.tickets.models import Priority, TicketType
-from ticketing.triage.base import MAX_NOTES_CHARS, MAX_SKILLS, Analysis, TriageError
+from ticketing.skills import MAX_SKILL_LENGTH, MAX_SKILLS, normalise_skills
+from ticketing.triage.base import MAX_NOTES_CHARS, Analysis, TriageError
+from ticketing.vocabulary import Priority, TicketType
 
 # Far above any honest answer to this prompt; stops us parsing megabytes of junk.
 MAX_ANSWER_CHARS = 64_000

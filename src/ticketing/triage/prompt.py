@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 
 from ticketing.skills import normalise_skills
-from ticketing.tickets.models import Priority, TicketType
+from ticketing.vocabulary import Priority, TicketType
 
 MAX_TITLE_CHARS = 500
 MAX_DESCRIPTION_CHARS = 8000

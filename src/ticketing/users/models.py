@@ -1,18 +1,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ticketing.db import Base, IdMixin, TimestampMixin
-
-
-class Role(StrEnum):
-    user = "user"
-    moderator = "moderator"
-    admin = "admin"
+from ticketing.db import Base, EnumText, IdMixin, TimestampMixin
+from ticketing.vocabulary import Role
 
 
 class User(IdMixin, TimestampMixin, Base):
@@ -20,7 +14,7 @@ class User(IdMixin, TimestampMixin, Base):
 
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str | None] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(20), default=Role.user.value)
+    role: Mapped[Role] = mapped_column(EnumText(Role), default=Role.user)
     skills: Mapped[list[str]] = mapped_column(default=list)
     is_active: Mapped[bool] = mapped_column(default=True)
     # Bumped when the role changes or the account is deactivated: older tokens stop working.
@@ -29,3 +23,7 @@ class User(IdMixin, TimestampMixin, Base):
     last_assigned_at: Mapped[datetime | None] = mapped_column(default=None)
 
     __table_args__ = (Index("ix_users_role_active", "role", "is_active"),)
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in (Role.moderator, Role.admin)

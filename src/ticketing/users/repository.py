@@ -7,8 +7,10 @@ from collections.abc import Sequence
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ticketing.db import contains_pattern
 from ticketing.pagination import Order, paginate
-from ticketing.users.models import Role, User
+from ticketing.users.models import User
+from ticketing.vocabulary import STAFF_ROLES, Role
 
 
 async def get(session: AsyncSession, user_id: str) -> User | None:
@@ -42,11 +44,11 @@ async def list_page(
 ) -> Sequence[User]:
     stmt = select(User)
     if role is not None:
-        stmt = stmt.where(User.role == role.value)
+        stmt = stmt.where(User.role == role)
     if is_active is not None:
         stmt = stmt.where(User.is_active == is_active)
     if q:
-        pattern = f"%{escape_like(q.lower())}%"
+        pattern = contains_pattern(q)
         stmt = stmt.where(
             or_(
                 User.email.like(pattern, escape="\\"),
@@ -58,26 +60,20 @@ async def list_page(
 
 
 async def count_active_admins(session: AsyncSession) -> int:
-    stmt = select(func.count()).where(User.role == Role.admin.value, User.is_active.is_(True))
+    stmt = select(func.count()).where(User.role == Role.admin, User.is_active.is_(True))
     return int((await session.scalar(stmt)) or 0)
 
 
 async def active_staff(session: AsyncSession, role: Role) -> Sequence[User]:
-    stmt = select(User).where(User.role == role.value, User.is_active.is_(True)).order_by(User.id)
+    stmt = select(User).where(User.role == role, User.is_active.is_(True)).order_by(User.id)
     return (await session.scalars(stmt)).all()
 
 
 async def known_skills(session: AsyncSession) -> list[str]:
     """Every skill some active moderator or admin has: what triage may ask for."""
-    stmt = select(User.skills).where(
-        User.role.in_([Role.moderator.value, Role.admin.value]), User.is_active.is_(True)
-    )
+    stmt = select(User.skills).where(User.role.in_(STAFF_ROLES), User.is_active.is_(True))
     skills: dict[str, None] = {}
     for row in (await session.scalars(stmt)).all():
         for skill in row or []:
             skills.setdefault(skill, None)
     return sorted(skills)
-
-
-def escape_like(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

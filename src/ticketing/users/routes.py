@@ -15,8 +15,8 @@ from ticketing.responses import (
     not_found,
 )
 from ticketing.users import service
-from ticketing.users.models import Role
 from ticketing.users.schemas import UserCreate, UserOut, UserUpdate
+from ticketing.vocabulary import Role
 
 router = APIRouter(prefix="/admin/users", tags=["admin"], responses={**UNAUTHORIZED, **FORBIDDEN})
 NO_USER = not_found("No such user")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,8 +13,9 @@ from ticketing.errors import Conflict, InvalidField, NotFound
 from ticketing.pagination import Order
 from ticketing.skills import normalise_skills
 from ticketing.users import repository
-from ticketing.users.models import Role, User
+from ticketing.users.models import User
 from ticketing.users.schemas import UserUpdate
+from ticketing.vocabulary import Role
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +33,7 @@ async def create_user(
     email = email.strip().lower()
     if await repository.get_by_email(session, email) is not None:
         raise Conflict("A user with this email already exists")
-    user = User(email=email, role=role.value, name=name, skills=normalise_skills(skills))
+    user = User(email=email, role=role, name=name, skills=normalise_skills(skills))
     return await repository.add(session, user)
 
 
@@ -70,10 +72,10 @@ async def update_user(session: AsyncSession, user_id: str, changes: UserUpdate) 
     if user is None:
         raise NotFound("User not found")
 
-    was_active_admin = user.role == Role.admin.value and user.is_active
-    new_role = Role(fields["role"]).value if "role" in fields else user.role
+    was_active_admin = user.role == Role.admin and user.is_active
+    new_role = Role(fields["role"]) if "role" in fields else user.role
     new_active = fields.get("is_active", user.is_active)
-    stepping_down = was_active_admin and (new_role != Role.admin.value or not new_active)
+    stepping_down = was_active_admin and (new_role != Role.admin or not new_active)
     if stepping_down and await repository.count_active_admins(session) <= 1:
         raise Conflict("This is the last active admin; promote someone else first")
 
@@ -98,11 +100,21 @@ async def ensure_admins(session: AsyncSession, emails: Iterable[str]) -> list[Us
         if user is None:
             user = await create_user(session, email=email, role=Role.admin)
             log.info("created admin account", extra={"email": email})
-        elif user.role != Role.admin.value or not user.is_active:
-            user.role = Role.admin.value
+        elif user.role != Role.admin or not user.is_active:
+            user.role = Role.admin
             user.is_active = True
             user.token_version += 1
             log.info("promoted account to admin", extra={"email": email})
         admins.append(user)
     await session.flush()
     return admins
+
+
+async def known_skills(session: AsyncSession) -> list[str]:
+    """Every skill some active moderator or admin has: what triage may ask for."""
+    return await repository.known_skills(session)
+
+
+def note_assignment(user: User, at: datetime) -> None:
+    """`user` was just given a ticket (routing prefers whoever waited longest)."""
+    user.last_assigned_at = at

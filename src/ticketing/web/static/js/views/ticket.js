@@ -12,33 +12,20 @@ import {
 
 const POLL_MS = 2000;
 
-// [from, to, who may do it]; labels depend on who is looking.
-const MOVES = [
-  ['open', 'in_progress', ['staff']],
-  ['in_progress', 'open', ['staff']],
-  ['open', 'resolved', ['staff']],
-  ['in_progress', 'resolved', ['staff']],
-  ['resolved', 'open', ['staff', 'creator']],
-  ['resolved', 'closed', ['staff', 'creator']],
-  ['open', 'closed', ['admin', 'creator']],
-  ['in_progress', 'closed', ['admin', 'creator']],
-];
-
-function moveLabel(from, to, roles) {
+// What the server lets this person do (ticket.allowed_status / allowed_fields /
+// allowed_actions) decides which controls appear; the page only chooses their words.
+function moveLabel(ctx, ticket, to) {
+  const from = ticket.status;
   if (to === 'in_progress') return 'Start work';
   if (to === 'resolved') return 'Resolve';
   if (to === 'open') return from === 'resolved' ? 'Reopen' : 'Back to open';
-  if (from !== 'resolved' && !roles.has('admin')) return 'Withdraw ticket';
+  const requester = ticket.created_by === ctx.me.id && !ctx.isAdmin;
+  if (from !== 'resolved' && requester) return 'Withdraw ticket';
   return 'Close ticket';
 }
 
-function rolesOn(ctx, ticket) {
-  const roles = new Set();
-  if (ctx.isAdmin) roles.add('admin').add('staff');
-  if (ctx.me.role === 'moderator' && ticket.assigned_to === ctx.me.id) roles.add('staff');
-  if (ticket.created_by === ctx.me.id) roles.add('creator');
-  return roles;
-}
+const may = (ticket, action) => ticket.allowed_actions.includes(action);
+const mayChange = (ticket, name) => ticket.allowed_fields.includes(name);
 
 function showError(error) {
   if (error.status !== 401) announce(error.message, 'error');
@@ -95,7 +82,6 @@ export async function renderTicket(root, ctx, ticketId) {
 
   function draw() {
     const { ticket } = data;
-    const roles = rolesOn(ctx, ticket);
     ctx.setTitle(ticket.title);
     replace(heading,
       h('h1', { tabindex: '-1', id: 'ticket-title' }, ticket.title),
@@ -106,9 +92,10 @@ export async function renderTicket(root, ctx, ticketId) {
       h('h2', { id: 'description-heading' }, 'Description'),
       h('div', { class: 'description' }, ticket.description));
     replace(details, h('h2', { id: 'details-heading' }, 'Details'), detailsList(ctx, ticket));
-    triage.hidden = !ctx.isStaff;
-    if (ctx.isStaff) replace(triage, h('h2', { id: 'triage-heading' }, 'AI triage'), triageInfo(ctx, ticket));
-    const actionItems = actionsFor(ticket, roles);
+    const staffView = may(ticket, 'internal_notes');
+    triage.hidden = !staffView;
+    if (staffView) replace(triage, h('h2', { id: 'triage-heading' }, 'AI triage'), triageInfo(ctx, ticket));
+    const actionItems = actionsFor(ticket);
     actions.hidden = actionItems.length === 0;
     replace(actions, h('h2', { id: 'actions-heading' }, 'Actions'), ...actionItems);
     replace(conversation, ...data.comments.map((c) => comment(ctx, ticket, c)));
@@ -132,13 +119,13 @@ export async function renderTicket(root, ctx, ticketId) {
     }
   }
 
-  function actionsFor(ticket, roles) {
+  function actionsFor(ticket) {
     const items = [];
-    const moves = MOVES.filter(([from, , who]) => from === ticket.status && who.some((r) => roles.has(r)));
+    const moves = ticket.allowed_status;
     if (moves.length) {
       const group = h('div', { class: 'actions', role: 'group', 'aria-label': 'Change status' });
-      for (const [from, to] of moves) {
-        const label = moveLabel(from, to, roles);
+      for (const to of moves) {
+        const label = moveLabel(ctx, ticket, to);
         const onclick = to === 'closed'
           ? () => confirmClose(group, label)
           : () => busy(group, () => change({ status: to }, (t) => `Status changed to ${STATUS[t.status]}.`));
@@ -151,8 +138,10 @@ export async function renderTicket(root, ctx, ticketId) {
     } else if (ticket.status === 'closed') {
       items.push(h('p', { class: 'muted' }, 'This ticket is closed. Closed tickets are final.'));
     }
-    if (roles.has('staff') && ticket.status !== 'closed') items.push(triageForm(ticket));
-    if (roles.has('admin')) items.push(...adminForms(ticket));
+    if (['priority', 'ticket_type', 'required_skills'].some((name) => mayChange(ticket, name))) {
+      items.push(triageForm(ticket));
+    }
+    items.push(...adminForms(ticket));
     return items;
   }
 
@@ -207,7 +196,7 @@ export async function renderTicket(root, ctx, ticketId) {
 
   function adminForms(ticket) {
     const forms = [];
-    if (ticket.status !== 'closed') {
+    if (mayChange(ticket, 'assigned_to')) {
       const staff = [...ctx.directory.values()]
         .filter((p) => p.is_active && p.role !== 'user')
         .sort((a, b) => a.role.localeCompare(b.role) || a.email.localeCompare(b.email));
@@ -230,6 +219,7 @@ export async function renderTicket(root, ctx, ticketId) {
       });
       forms.push(form);
     }
+    if (!may(ticket, 'reanalyze')) return forms;
     const rerun = h('div', { class: 'subform' },
       h('h3', null, 'AI analysis'),
       h('button', { type: 'button', class: 'button secondary', id: 'reanalyze' }, 'Re-analyse with AI'));
@@ -247,7 +237,7 @@ export async function renderTicket(root, ctx, ticketId) {
     return forms;
   }
 
-  const replyForm = buildReplyForm(ctx, path, async () => refresh());
+  const replyForm = buildReplyForm(ctx, path, may(data.ticket, 'internal_notes'), async () => refresh());
 
   root.classList.add('wide');
   root.append(h('article', { class: 'page ticket-page' },
@@ -327,9 +317,8 @@ function comment(ctx, ticket, c) {
     h('div', { class: 'comment-body' }, c.body));
 }
 
-function buildReplyForm(ctx, path, onPosted) {
+function buildReplyForm(ctx, path, staff, onPosted) {
   const body = h('textarea', { name: 'body', rows: '4', maxlength: '20000' });
-  const staff = ctx.isStaff;
   const form = h('form', { class: 'reply', novalidate: true, 'aria-label': staff ? 'Reply or add an internal note' : 'Reply' },
     field({
       id: 'reply-body', label: staff ? 'Reply or internal note' : 'Your reply', control: body,
