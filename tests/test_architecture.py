@@ -78,7 +78,6 @@ def test_only_the_tickets_domain_uses_the_ticket_repository():
     outside = [
         name
         for name, imports in _import_graph().items()
-        if "ticketing.tickets.repository" in imports
-        and not name.startswith("ticketing.tickets")
+        if "ticketing.tickets.repository" in imports and not name.startswith("ticketing.tickets")
     ]
     assert outside == []
