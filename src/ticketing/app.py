@@ -61,6 +61,7 @@ def create_app(
 ) -> FastAPI:
     """`freeze_heap`: for the server process, see ticketing.runtime.freeze_startup_heap."""
     settings = settings or (runtime.settings if runtime else get_settings())
+    settings.require_signing_key()  # the API signs and checks tokens
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ticketing.config import Settings
 from ticketing.console import command_settings, console, err_console, run_async
 from ticketing.errors import ConfigurationError
 from ticketing.logging_setup import configure_logging
@@ -42,16 +43,38 @@ def serve(
     from ticketing.app import create_app
     from ticketing.migrate import upgrade_database
 
-    settings = command_settings()
+    settings = command_settings(service=True)
     configure_logging(settings.log_level)
     upgrade_database(settings.database_url)
+    app = create_app(settings, freeze_heap=True)
+    print_welcome(settings, host, port)
     uvicorn.run(
-        create_app(settings, freeze_heap=True),
+        app,
         host=host,
         port=port,
         log_config=None,
         access_log=False,
     )
+
+
+def print_welcome(settings: Settings, host: str, port: int) -> None:
+    """The first thing a newcomer reads after `make run`: where to go, how to sign in."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - a comparison
+    url = f"http://{shown}:{port}/"
+    lines = [f"[bold]{settings.app_name}[/bold] is starting: open {url} in your browser."]
+    if settings.resolved_email_backend == "console":
+        lines.append(
+            "Sign-in codes are emailed; with no SMTP_HOST set they are printed in this terminal "
+            '(look for "sign-in code").'
+        )
+    if not settings.admin_email_list:
+        lines.append(
+            "To be an admin: start with ADMIN_EMAILS=you@example.com, or run "
+            "`.venv/bin/ticketing users create you@example.com --role admin`."
+        )
+    lines.append(f"API documentation: {url}docs")
+    for line in lines:
+        console.print(line, highlight=False)
 
 
 @app.command()
@@ -62,7 +85,7 @@ def worker(
     from ticketing import flows
     from ticketing.runtime import build_runtime, freeze_startup_heap
 
-    settings = command_settings()
+    settings = command_settings(service=True)
     configure_logging(settings.log_level)
 
     async def main() -> None:

@@ -111,25 +111,38 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_secret_key(self) -> Settings:
-        if self.secret_key is None:
-            if not self.debug:
-                raise ValueError(
-                    "SECRET_KEY is not set. Set it to a random string of at least "
-                    f"{MIN_SECRET_KEY_BYTES} bytes (for example the output of "
-                    "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`), "
-                    "or set DEBUG=true for a throw-away development key."
-                )
-            self.secret_key = secrets.token_urlsafe(48)
-            log.warning("DEBUG is on and SECRET_KEY is unset: using a random development key")
-        # RFC 7518: an HMAC key at least as long as the hash output (32, 48 or 64 bytes).
-        needed = max(MIN_SECRET_KEY_BYTES, int(self.algorithm[2:]) // 8)
-        if len(self.secret_key.encode()) < needed:
-            raise ValueError(f"SECRET_KEY must be at least {needed} bytes for {self.algorithm}")
+        # Only a key that is set is checked here: commands that sign and check no tokens
+        # (users, db, eval, ...) run without one. `require_signing_key` guards the rest.
+        if self.secret_key is not None:
+            # RFC 7518: an HMAC key at least as long as the hash output (32, 48 or 64 bytes).
+            needed = max(MIN_SECRET_KEY_BYTES, int(self.algorithm[2:]) // 8)
+            if len(self.secret_key.encode()) < needed:
+                raise ValueError(f"SECRET_KEY must be at least {needed} bytes for {self.algorithm}")
         return self
+
+    def require_signing_key(self) -> None:
+        """Make sure tokens can be signed: the API server and the worker call this at start.
+
+        Without SECRET_KEY, DEBUG gets a random throw-away key (tokens die with the process);
+        anything else is a configuration error.
+        """
+        if self.secret_key is not None:
+            return
+        if not self.debug:
+            raise ConfigurationError(
+                "SECRET_KEY is not set. Set it to a random string of at least "
+                f"{MIN_SECRET_KEY_BYTES} bytes (for example the output of "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`), "
+                "or set DEBUG=true for a throw-away development key."
+            )
+        self.secret_key = secrets.token_urlsafe(48)
+        log.warning("DEBUG is on and SECRET_KEY is unset: using a random development key")
 
     @property
     def jwt_key(self) -> str:
-        assert self.secret_key is not None  # guaranteed by _check_secret_key
+        if self.secret_key is None:
+            self.require_signing_key()
+        assert self.secret_key is not None  # set, or require_signing_key raised
         return self.secret_key
 
     @property

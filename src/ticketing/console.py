@@ -19,10 +19,17 @@ err_console = Console(stderr=True)
 T = TypeVar("T")
 
 
-def command_settings() -> Settings:
-    """The settings, or a readable configuration error and exit code 2."""
+def command_settings(*, service: bool = False) -> Settings:
+    """The settings, or a readable configuration error and exit code 2.
+
+    `service`: the command starts the API server or a worker, which refuse to run without
+    SECRET_KEY (unless DEBUG); every other command runs without one.
+    """
     try:
-        return load_settings()
+        settings = load_settings()
+        if service:
+            settings.require_signing_key()
+        return settings
     except ConfigurationError as exc:
         err_console.print(f"[red]Configuration error:[/red] {exc}")
         raise typer.Exit(2) from exc

@@ -30,15 +30,29 @@ export function typeBadge(type) {
   return h('span', { class: 'badge type' }, TYPE[type] || type);
 }
 
-export function analysisBadge(state) {
-  const label = ANALYSIS[state] || state;
+/** Who analysed a ticket: "AI" only for Gemini and OpenAI-compatible models, never for the
+ *  built-in rules or the local model. `label` for headings, `phrase` inside a sentence. */
+export function analyser(provider, model) {
+  if (provider && provider !== 'local') return { label: 'AI', phrase: 'AI' };
+  if (!model || model.startsWith('local-rules')) {
+    return { label: 'Built-in rules', phrase: 'the built-in rules' };
+  }
+  return { label: 'Local model', phrase: 'the local model' };
+}
+
+export function analysisBadge(ticket) {
+  const state = ticket.analysis_status;
+  let label = ANALYSIS[state] || state;
+  if (state === 'ai' && ticket.analysis_provider === 'local') {
+    label = `Triaged by ${analyser(ticket.analysis_provider, ticket.analysis_model).phrase}`;
+  }
   if (state === 'pending') {
     return h('span', { class: 'badge analysis-pending' }, h('span', { class: 'spinner', 'aria-hidden': 'true' }), label);
   }
   if (state === 'fallback') {
     return h('span', {
       class: 'badge analysis-fallback',
-      title: 'The AI could not analyse this ticket; the built-in rules did',
+      title: `The AI could not analyse this ticket; ${analyser('local', ticket.analysis_model).phrase} did`,
     }, '⚠ ', label);
   }
   return h('span', { class: `badge analysis-${state}` }, label);

@@ -6,7 +6,7 @@ import {
   setFormError,
 } from '../dom.js';
 import {
-  PRIORITY, ROLE, STATUS, TYPE, analysisBadge, options, personName, priorityBadge, skillChips,
+  PRIORITY, ROLE, STATUS, TYPE, analyser, analysisBadge, options, personName, priorityBadge, skillChips,
   statusBadge, typeBadge, when,
 } from '../format.js';
 
@@ -87,7 +87,7 @@ export async function renderTicket(root, ctx, ticketId) {
       h('h1', { tabindex: '-1', id: 'ticket-title' }, ticket.title),
       h('div', { class: 'badges' },
         statusBadge(ticket.status), priorityBadge(ticket.priority), typeBadge(ticket.ticket_type),
-        analysisBadge(ticket.analysis_status)));
+        analysisBadge(ticket)));
     replace(description,
       h('h2', { id: 'description-heading' }, 'Description'),
       h('div', { class: 'description' }, ticket.description));
@@ -268,7 +268,7 @@ function detailsList(ctx, ticket) {
     ['Status', statusBadge(ticket.status)],
     ['Priority', priorityBadge(ticket.priority)],
     ['Type', typeBadge(ticket.ticket_type)],
-    ['Analysis', analysisBadge(ticket.analysis_status)],
+    ['Analysis', analysisBadge(ticket)],
     ['Filed', h('span', null, when(ticket.created_at), ' by ', personName(ctx, ticket.created_by, 'the requester'))],
     ['Assignee', ticket.assigned_to
       ? (ctx.isStaff ? personName(ctx, ticket.assigned_to, 'a moderator') : 'A support agent is on it')
@@ -289,15 +289,21 @@ function triageInfo(ctx, ticket) {
     ['Notes for the moderator', ticket.helpful_notes
       ? h('p', { class: 'notes' }, ticket.helpful_notes) : h('span', { class: 'muted' }, 'None')],
     ['Assignment reason', ticket.assignment_reason || h('span', { class: 'muted' }, '—')],
-    ['Analysed by', h('span', null,
-      ticket.analysis_status === 'fallback' ? 'Built-in rules (AI failed)' : 'AI',
-      ticket.analysis_provider ? ` · ${ticket.analysis_provider}` : '',
-      ticket.analysis_model ? ` · ${ticket.analysis_model}` : '',
+    ['Analysed by', h('span', null, analysedBy(ticket),
       ticket.analyzed_at ? ' · ' : '', ticket.analyzed_at ? when(ticket.analyzed_at) : '')],
   ];
   if (ticket.analysis_error) rows.push(['AI error', h('span', { class: 'error-text' }, ticket.analysis_error)]);
   return h('dl', { class: 'details', id: 'triage-details' },
     rows.map(([term, value]) => h('div', { class: 'detail' }, h('dt', null, term), h('dd', null, value))));
+}
+
+function analysedBy(ticket) {
+  const who = analyser(ticket.analysis_provider, ticket.analysis_model);
+  if (ticket.analysis_status === 'fallback') return `${who.label} (AI failed)`;
+  const local = ticket.analysis_provider === 'local';
+  if (local && who.label === 'Built-in rules') return who.label;
+  return [who.label, local ? null : ticket.analysis_provider, ticket.analysis_model]
+    .filter(Boolean).join(' · ');
 }
 
 function authorName(ctx, ticket, authorId) {
@@ -364,8 +370,8 @@ function timelineItem(ctx, ticket, e) {
       break;
     case 'analysed':
       text = d.outcome === 'ai'
-        ? `Analysed by AI (${[d.provider, d.model].filter(Boolean).join(', ')})`
-        : `AI analysis failed; built-in rules used${d.error ? ` (${d.error})` : ''}`;
+        ? `Analysed by ${analyser(d.provider, d.model).phrase}${d.provider === 'local' ? '' : ` (${[d.provider, d.model].filter(Boolean).join(', ')})`}`
+        : `AI analysis failed; ${analyser(d.provider, d.model).phrase} used instead${d.error ? ` (${d.error})` : ''}`;
       if (d.priority) text += `: ${PRIORITY[d.priority] || d.priority}, ${TYPE[d.ticket_type] || d.ticket_type}`;
       if (d.required_skills && d.required_skills.length) text += `; skills ${d.required_skills.join(', ')}`;
       break;

@@ -64,8 +64,7 @@ export async function renderTicketList(root, ctx, mode, params) {
   function schedule() {
     clearTimeout(timer);
     const analysing = items.some((t) => t.analysis_status === 'pending');
-    const rerunning = Date.now() < watchUntil && items.some(
-      (t) => t.analysis_status === 'fallback' && ['open', 'in_progress'].includes(t.status));
+    const rerunning = Date.now() < watchUntil; // a re-run was just queued: watch it land
     if (!analysing && !rerunning) return;
     timer = setTimeout(() => {
       if (!ctx.alive()) return;
@@ -201,7 +200,7 @@ function table(ctx, config, items) {
     ['Status', (t) => statusBadge(t.status)],
     ['Priority', (t) => priorityBadge(t.priority)],
     ['Type', (t) => typeBadge(t.ticket_type)],
-    ['Analysis', (t) => analysisBadge(t.analysis_status)],
+    ['Analysis', (t) => analysisBadge(t)],
     ['Assignee', (t) => assigneeCell(ctx, t)],
     ['Updated', (t) => when(t.updated_at, { short: true })],
   ];
