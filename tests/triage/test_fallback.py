@@ -160,13 +160,20 @@ class NeverAnswers:
         await asyncio.sleep(3600)
         raise AssertionError("unreachable")
 
+    async def aclose(self) -> None:
+        pass
+
 
 class Crashes:
     name = "crashy"
     model: str | None = None
+    max_total_seconds = 1.0
 
     async def analyze(self, title: str, description: str, known_skills: Sequence[str]) -> Analysis:
         raise RuntimeError(f"boom with secret {API_KEY}")
+
+    async def aclose(self) -> None:
+        pass
 
 
 async def test_overall_budget_bounds_the_whole_ai_call() -> None:
@@ -205,6 +212,15 @@ def test_factory_builds_each_provider_by_name() -> None:
     assert isinstance(build_provider(settings, "openai"), OpenAIProvider)
     local = build_provider(settings, "local")
     assert (local.name, local.model) == ("local", "local-rules-v1")
+
+
+@pytest.mark.parametrize("name", ["gemini", "openai", "local"])
+async def test_every_provider_has_a_budget_and_closes(name: str) -> None:
+    configured = make_settings(openai_base_url="http://127.0.0.1:9/v1", openai_model="m")
+    for settings in (configured, make_settings(gemini_api_key=None, openai_base_url=None)):
+        provider = build_provider(settings, name)
+        assert provider.max_total_seconds > 0
+        await provider.aclose()  # also when it never connected, or cannot
 
 
 @pytest.mark.parametrize(
