@@ -229,12 +229,13 @@ async def test_retry_after_ms_wins_over_retry_after(
 async def test_an_http_date_retry_after_is_honoured(
     fake: FakeOpenAI, make_provider: MakeProvider
 ) -> None:
-    # HTTP dates have whole seconds: "two seconds from now" is a wait of one to two seconds.
+    # HTTP dates have whole seconds: "two seconds from now" is a wait of one to two seconds,
+    # less the time the first request took (generous on a busy machine); the backoff is 0.05 s.
     fake.retry_after = None
     fake.error_headers = {"Retry-After": email.utils.formatdate(time.time() + 2, usegmt=True)}
     fake.script(["429", "ok"])
     assert (await analyze(make_provider())).priority is Priority.high
-    assert 0.8 <= gap(fake) < 3
+    assert 0.5 <= gap(fake) < 3
 
 
 async def test_retry_after_on_a_5xx_is_honoured(
