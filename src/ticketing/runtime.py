@@ -25,9 +25,7 @@ class Runtime:
 
     async def close(self) -> None:
         try:
-            aclose = getattr(self.provider, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await self.provider.aclose()
             await self.sender.aclose()
         finally:
             await self.db.dispose()

@@ -66,6 +66,8 @@ class FakeAIServer:
         self.mode = "ok"
         self.delay = 2.0  # seconds, for "slow"
         self.retry_after: float | None = 1  # Retry-After header on 429; None -> no header
+        # More headers on every 429 and 5xx: "retry-after-ms", an HTTP-date "Retry-After", ...
+        self.error_headers: dict[str, str] = {}
         self.answer: dict[str, Any] = dict(DEFAULT_ANSWER)
         self.requests: list[RecordedRequest] = []
         self._script: deque[str] = deque()
@@ -91,6 +93,7 @@ class FakeAIServer:
             self._script.clear()
             self.requests.clear()
             self.answer = dict(DEFAULT_ANSWER)
+            self.error_headers = {}
 
     @property
     def request_count(self) -> int:
@@ -188,9 +191,11 @@ class FakeAIServer:
             return None
         if mode == "429":
             extra = {} if self.retry_after is None else {"Retry-After": f"{self.retry_after:g}"}
-            return self.error_reply(429, extra)
-        if mode in ("500", "400"):
-            return self.error_reply(int(mode))
+            return self.error_reply(429, {**extra, **self.error_headers})
+        if mode == "500":
+            return self.error_reply(500, dict(self.error_headers))
+        if mode == "400":
+            return self.error_reply(400)
         if mode == "non_json":
             return self.answer_reply(model, NON_JSON_TEXT, body)
         answer = dict(self.answer)

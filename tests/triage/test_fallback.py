@@ -160,13 +160,20 @@ class NeverAnswers:
         await asyncio.sleep(3600)
         raise AssertionError("unreachable")
 
+    async def aclose(self) -> None:
+        pass
+
 
 class Crashes:
     name = "crashy"
     model: str | None = None
+    max_total_seconds = 1.0
 
     async def analyze(self, title: str, description: str, known_skills: Sequence[str]) -> Analysis:
         raise RuntimeError(f"boom with secret {API_KEY}")
+
+    async def aclose(self) -> None:
+        pass
 
 
 async def test_overall_budget_bounds_the_whole_ai_call() -> None:
@@ -180,6 +187,17 @@ async def test_budget_defaults_to_the_providers_worst_case(
     monkeypatch.setattr("ticketing.triage.service.OVERALL_TIMEOUT_SLACK_SECONDS", 0.1)
     outcome = await run(NeverAnswers())
     assert assert_fell_back(outcome) == "stuck: timed out after 0.2 s overall"
+
+
+async def test_the_overall_budget_stops_a_provider_between_its_retries(
+    fake: FakeGemini, gemini: Callable[..., GeminiProvider]
+) -> None:
+    # The deadline's cancellation must end the provider's retries, not count as a failed attempt.
+    fake.mode = "hang"
+    outcome = await run(gemini(ai_max_retries=3), budget_seconds=0.1)
+    assert assert_fell_back(outcome) == "gemini: timed out after 0.1 s overall"
+    await asyncio.sleep(0.5)  # long enough for a retry, were one coming
+    assert len(fake.requests) == 1
 
 
 async def test_unexpected_exceptions_fall_back_without_their_text() -> None:
@@ -205,6 +223,23 @@ def test_factory_builds_each_provider_by_name() -> None:
     assert isinstance(build_provider(settings, "openai"), OpenAIProvider)
     local = build_provider(settings, "local")
     assert (local.name, local.model) == ("local", "local-rules-v1")
+
+
+@pytest.mark.parametrize("name", ["gemini", "openai", "local"])
+async def test_every_provider_has_a_budget_and_closes(name: str) -> None:
+    configured = make_settings(openai_base_url="http://127.0.0.1:9/v1", openai_model="m")
+    for settings in (configured, make_settings(gemini_api_key=None, openai_base_url=None)):
+        provider = build_provider(settings, name)
+        assert provider.max_total_seconds > 0
+        await provider.aclose()  # also when it never connected, or cannot
+
+
+async def test_the_budget_covers_every_attempt_and_wait() -> None:
+    settings = make_settings(ai_timeout_seconds=20, ai_max_retries=2, openai_base_url=None)
+    for provider in (GeminiProvider(settings), OpenAIProvider(settings)):
+        # Three attempts of 20 s, two waits of at most 30 s (the Retry-After cap).
+        assert provider.max_total_seconds == 3 * 20 + 2 * 30
+        await provider.aclose()
 
 
 @pytest.mark.parametrize(

@@ -217,6 +217,20 @@ async def test_persistent_429_gives_up(fake: FakeGemini, make_provider: MakeProv
     assert len(fake.requests) == 3
 
 
+async def test_persistent_429_with_a_long_retry_after_gives_up_within_the_budget(
+    fake: FakeGemini, make_provider: MakeProvider
+) -> None:
+    fake.mode, fake.retry_after = "429", 3600
+    provider = make_provider(max_retry_after=0.2)
+    started = time.monotonic()
+    with pytest.raises(TriageError, match=r"^HTTP 429 after 3 attempts$"):
+        await analyze(provider)
+    assert time.monotonic() - started <= provider.max_total_seconds
+    times = [r.at for r in fake.requests]
+    assert len(times) == 3
+    assert times[1] - times[0] >= 0.15 and times[2] - times[1] >= 0.15  # the capped wait
+
+
 async def test_500_then_ok_succeeds(fake: FakeGemini, make_provider: MakeProvider) -> None:
     fake.script(["500", "ok"])
     analysis = await analyze(make_provider())

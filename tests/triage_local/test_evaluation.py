@@ -246,9 +246,10 @@ def test_eval_command_fails_cleanly(
     monkeypatch.chdir(tmp_path)  # no .env here
     for name in ("SECRET_KEY", "DEBUG", "AI_PROVIDER", "MONGODB_URL", "DATABASE_URL"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AI_TIMEOUT_SECONDS", "-1")
     result = CliRunner().invoke(cli, ["eval", str(path)])
     assert result.exit_code == 2
-    assert "SECRET_KEY" in result.output
+    assert "AI_TIMEOUT_SECONDS" in result.output.upper()
 
 
 def test_triage_command_prints_one_analysis(cli: typer.Typer) -> None:

@@ -27,8 +27,25 @@ class TriageError(Exception):
 
 
 class TriageProvider(Protocol):
+    """What every provider offers; the service, the runtime and the CLI need nothing more.
+
+    A Protocol rather than a base class, like `EmailSender`: the providers share no code, and a
+    test double only has to have these members. mypy checks each provider against it where the
+    factory returns one.
+    """
+
     name: str  # "gemini", "openai", "local"
     model: str | None
 
+    @property
+    def max_total_seconds(self) -> float:
+        """The longest one analyze() can take, all attempts and waits included (seconds).
+
+        A true upper bound: the service gives up on the provider a little after it.
+        """
+
     async def analyze(self, title: str, description: str, known_skills: Sequence[str]) -> Analysis:
         """Analyse one ticket. Raises TriageError on any failure; never returns unvalidated data."""
+
+    async def aclose(self) -> None:
+        """Let go of any connections (process shutdown). Safe to call on an unused provider."""

@@ -55,13 +55,6 @@ def _build_provider(name: str | None) -> TriageProvider:
         raise _fail(str(exc)) from exc
 
 
-async def _close(provider: TriageProvider) -> None:
-    # Remote providers hold HTTP clients; close them so no "unclosed client" warnings leak.
-    aclose = getattr(provider, "aclose", None)
-    if aclose is not None:
-        await aclose()
-
-
 def _fmt(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
@@ -140,7 +133,8 @@ def register(app: typer.Typer) -> None:
                         concurrency=concurrency,
                     )
             finally:
-                await _close(chosen)
+                # Remote providers hold HTTP clients: no "unclosed client" warnings may leak.
+                await chosen.aclose()
 
         report = asyncio.run(main())
         _print_report(Console(), report)
@@ -170,7 +164,7 @@ async def _triage_one(
         # The same path a ticket takes: the provider, else the local analyzer with the reason.
         outcome = await analyze_with_fallback(provider, LocalAnalyzer(), title, description, known)
     finally:
-        await _close(provider)
+        await provider.aclose()
     return {
         "provider": outcome.provider,
         "model": outcome.model,

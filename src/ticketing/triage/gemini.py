@@ -2,17 +2,14 @@
 
 The SDK's own retries are switched off (`HttpRetryOptions(attempts=1)`): left on, they would
 multiply ours, and with aiohttp installed the SDK otherwise retries connection errors once after
-a random 1-10 s sleep. One loop here owns attempts, backoff and Retry-After.
+a random 1-10 s sleep. Ours are the shared tenacity policy in `ticketing.triage.retrying`;
+this module only says which failures are worth another attempt and how Gemini asks for a wait.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import logging
-import random
 import re
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,13 +22,17 @@ from ticketing.skills import MAX_SKILLS
 from ticketing.triage.base import Analysis, TriageError
 from ticketing.triage.parsing import parse_analysis
 from ticketing.triage.prompt import build_system_instruction, build_user_content
+from ticketing.triage.retrying import (
+    BACKOFF_BASE_SECONDS,
+    BACKOFF_MAX_SECONDS,
+    MAX_RETRY_AFTER_SECONDS,
+    RetriesExhausted,
+    RetryPolicy,
+    gave_up_message,
+    retry_after_seconds,
+)
 from ticketing.vocabulary import Priority, TicketType
 
-log = logging.getLogger(__name__)
-
-BACKOFF_BASE_SECONDS = 1.0  # first retry waits about this long, then doubles
-BACKOFF_MAX_SECONDS = 8.0
-MAX_RETRY_AFTER_SECONDS = 30.0  # a longer server-requested wait is cut to this
 MAX_OUTPUT_TOKENS = 1024  # the answer is ~100 tokens; this bounds cost if the model rambles
 
 # Codes worth another try: rate limit, request timeout and server-side failures.
@@ -91,32 +92,27 @@ RESPONSE_SCHEMA = types.Schema(
 )
 
 
-def _parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
 
 
-def _server_retry_delay(exc: genai_errors.APIError) -> float | None:
+def _status_code(exc: genai_errors.APIError) -> int:
+    return int(exc.code) if isinstance(exc.code, int) else 0
+
+
+def _retryable(exc: BaseException) -> bool:
+    """Worth another attempt: 408, 429, 5xx, a timeout, a failed connection."""
+    if isinstance(exc, genai_errors.APIError):
+        return _status_code(exc) in _RETRYABLE_STATUS
+    return isinstance(exc, _TIMEOUT_ERRORS + _TRANSPORT_ERRORS)
+
+
+def _server_delay(exc: BaseException) -> float | None:
     """The wait the server asked for: the Retry-After header, else Google's RetryInfo detail."""
-    headers = getattr(exc.response, "headers", None)
-    if headers is not None:
-        delay = _parse_retry_after(headers.get("retry-after"))
-        if delay is not None:
-            return delay
+    if not isinstance(exc, genai_errors.APIError):
+        return None
+    delay = retry_after_seconds(getattr(exc.response, "headers", None))
+    if delay is not None:
+        return delay
     # Gemini usually says it in the body: {"@type": ".../google.rpc.RetryInfo", "retryDelay": "7s"}
     details: Any = exc.details
     error = details.get("error") if isinstance(details, dict) else None
@@ -127,22 +123,6 @@ def _server_retry_delay(exc: genai_errors.APIError) -> float | None:
             if match:
                 return float(match[1])
     return None
-
-
-class _Retryable(Exception):
-    """One attempt failed in a way another attempt may fix."""
-
-    def __init__(self, reason: str, delay: float | None = None, *, timed_out: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.delay = delay  # what the server asked us to wait, if it said
-        self.timed_out = timed_out
-
-    def summary(self, attempts: int) -> str:
-        noun = "attempt" if attempts == 1 else "attempts"
-        if self.timed_out:  # "timed out after 20 s (3 attempts)"
-            return f"{self.reason} ({attempts} {noun})"
-        return f"{self.reason} after {attempts} {noun}"  # "HTTP 429 after 3 attempts"
 
 
 class GeminiProvider:
@@ -160,10 +140,12 @@ class GeminiProvider:
     ) -> None:
         self.model: str | None = settings.gemini_model
         self.timeout: float = settings.ai_timeout_seconds
-        self.attempts: int = settings.ai_max_retries + 1
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
-        self.max_retry_after = max_retry_after
+        self.retry_policy = RetryPolicy(
+            attempts=settings.ai_max_retries + 1,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            max_retry_after=max_retry_after,
+        )
         self._api_key: str | None = settings.gemini_api_key
         self._client: genai.Client | None = None
         if self._api_key:
@@ -181,8 +163,7 @@ class GeminiProvider:
     @property
     def max_total_seconds(self) -> float:
         """The longest one analyze() can take: every attempt timing out plus every wait."""
-        retries = self.attempts - 1
-        return self.timeout * self.attempts + retries * max(self.backoff_max, self.max_retry_after)
+        return self.retry_policy.max_total_seconds(self.timeout)
 
     def _config(self, known_skills: Sequence[str]) -> types.GenerateContentConfig:
         return types.GenerateContentConfig(
@@ -199,34 +180,23 @@ class GeminiProvider:
     def _redact(self, text: str) -> str:
         return text.replace(self._api_key, "***") if self._api_key else text
 
-    def _backoff(self, attempt: int, server_delay: float | None) -> float:
-        if server_delay is not None:
-            return min(server_delay, self.max_retry_after)
-        delay = min(self.backoff_base * 2.0 ** (attempt - 1), self.backoff_max)
-        return delay * (0.75 + 0.25 * random.random())  # jitter spreads out a burst of retries
+    def _describe(self, exc: BaseException) -> str:
+        """A retryable failure in a few words: "HTTP 429", "timed out after 20 s", ..."""
+        if isinstance(exc, genai_errors.APIError):
+            return f"HTTP {_status_code(exc)}"
+        if isinstance(exc, _TIMEOUT_ERRORS):
+            return f"timed out after {self.timeout:g} s"
+        return f"connection failed ({type(exc).__name__})"
 
-    async def _attempt(self, config: types.GenerateContentConfig, contents: str) -> Analysis:
+    async def _attempt(
+        self, config: types.GenerateContentConfig, contents: str
+    ) -> types.GenerateContentResponse:
         assert self._client is not None and self.model is not None
-        try:
-            # The SDK's timeout is per network phase; this one bounds the whole attempt.
-            async with asyncio.timeout(self.timeout):
-                response = await self._client.aio.models.generate_content(
-                    model=self.model, contents=contents, config=config
-                )
-        except genai_errors.APIError as exc:
-            code = int(exc.code) if isinstance(exc.code, int) else 0
-            if code in _RETRYABLE_STATUS:
-                raise _Retryable(f"HTTP {code}", _server_retry_delay(exc)) from exc
-            message = self._redact(str(exc.message or exc.status or ""))[:200]
-            raise TriageError(f"HTTP {code}: {message}" if message else f"HTTP {code}") from exc
-        except _TIMEOUT_ERRORS as exc:
-            raise _Retryable(f"timed out after {self.timeout:g} s", timed_out=True) from exc
-        except _TRANSPORT_ERRORS as exc:
-            raise _Retryable(f"connection failed ({type(exc).__name__})") from exc
-        except Exception as exc:
-            # An answer the SDK could not even decode, or an SDK bug: not worth retrying.
-            raise TriageError(f"unexpected error ({type(exc).__name__})") from exc
-        return self._read(response)
+        # The SDK's timeout is per network phase; this one bounds the whole attempt.
+        async with asyncio.timeout(self.timeout):
+            return await self._client.aio.models.generate_content(
+                model=self.model, contents=contents, config=config
+            )
 
     @staticmethod
     def _read(response: types.GenerateContentResponse) -> Analysis:
@@ -246,29 +216,39 @@ class GeminiProvider:
             raise TriageError(f"invalid answer: {exc}") from exc
 
     async def analyze(self, title: str, description: str, known_skills: Sequence[str]) -> Analysis:
-        """Ask Gemini, retrying 429/5xx/timeouts with backoff; TriageError when it gives up."""
+        """Ask Gemini, retrying 408/429/5xx/timeouts with backoff; TriageError when it gives up."""
         if self._client is None:
             raise TriageError("GEMINI_API_KEY is not set")
         if not self.model:
             raise TriageError("GEMINI_MODEL is not set")
         config = self._config(known_skills)
         contents = build_user_content(title, description)
-        for attempt in range(1, self.attempts + 1):
-            try:
-                return await self._attempt(config, contents)
-            except _Retryable as exc:
-                if attempt == self.attempts:
-                    raise TriageError(exc.summary(attempt)) from exc
-                wait = self._backoff(attempt, exc.delay)
-                log.info(
-                    "gemini attempt %d/%d failed (%s); retrying in %.2f s",
-                    attempt,
-                    self.attempts,
-                    exc.reason,
-                    wait,
-                )
-                await asyncio.sleep(wait)
-        raise AssertionError("unreachable")  # the loop returns or raises
+        retrying = self.retry_policy.retrying(
+            provider=self.name,
+            retryable=_retryable,
+            server_delay=_server_delay,
+            describe=self._describe,
+        )
+        try:
+            response: types.GenerateContentResponse = await retrying(
+                self._attempt, config, contents
+            )
+        except RetriesExhausted as gave_up:
+            failure = gave_up.failure
+            message = gave_up_message(
+                self._describe(failure),
+                gave_up.attempts,
+                timed_out=isinstance(failure, _TIMEOUT_ERRORS),
+            )
+            raise TriageError(message) from failure
+        except genai_errors.APIError as exc:  # an HTTP error not worth retrying (400, 401, ...)
+            code = _status_code(exc)
+            message = self._redact(str(exc.message or exc.status or ""))[:200]
+            raise TriageError(f"HTTP {code}: {message}" if message else f"HTTP {code}") from exc
+        except Exception as exc:
+            # An answer the SDK could not even decode, or an SDK bug: not worth retrying.
+            raise TriageError(f"unexpected error ({type(exc).__name__})") from exc
+        return self._read(response)
 
     async def aclose(self) -> None:
         """Close the SDK's HTTP connections."""

@@ -1179,6 +1179,8 @@ class LocalAnalyzer:
 
     name = "local"
     model: str | None = "local-rules-v1"
+    # No network and no retries: the rules take milliseconds, even on the longest ticket.
+    max_total_seconds: float = 1.0
 
     def analyze_sync(self, title: str, description: str, known_skills: Sequence[str]) -> Analysis:
         """Analyse one ticket synchronously (microseconds to a millisecond)."""
@@ -1198,6 +1200,9 @@ class LocalAnalyzer:
     async def analyze(self, title: str, description: str, known_skills: Sequence[str]) -> Analysis:
         """The TriageProvider entry point: the rules are fast enough to run inline."""
         return self.analyze_sync(title, description, known_skills)
+
+    async def aclose(self) -> None:
+        """Nothing to close: the rules hold no connections."""
 
 
 def _rank_skills(signals: _Signals) -> list[str]:

@@ -1,43 +1,57 @@
 """Any OpenAI-compatible chat server (OpenAI, Ollama, vLLM, llama.cpp) through the `openai` SDK.
 
-Here the SDK owns the retries (`max_retries`): it retries connection errors, timeouts, 408, 409,
-429 and 5xx with exponential backoff, and honours `Retry-After` / `retry-after-ms` up to two
-minutes (a longer requested wait makes it give up at once).
+The SDK's own retries are switched off (`max_retries=0`); ours are the shared tenacity policy in
+`ticketing.triage.retrying`, as for Gemini. Retried: connection errors, timeouts, 408, 409 (lock
+timeout), 429 and 5xx, unless the server says otherwise with OpenAI's `x-should-retry` header.
+The wait honours `retry-after-ms` / `Retry-After` (seconds or an HTTP date) up to a cap.
 """
 
 from __future__ import annotations
 
-import math
+import asyncio
 from collections.abc import Sequence
 
 import openai
 from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
 from ticketing.config import Settings
 from ticketing.triage.base import Analysis, TriageError
 from ticketing.triage.parsing import parse_analysis
 from ticketing.triage.prompt import build_system_instruction, build_user_content
+from ticketing.triage.retrying import (
+    BACKOFF_BASE_SECONDS,
+    BACKOFF_MAX_SECONDS,
+    MAX_RETRY_AFTER_SECONDS,
+    RetriesExhausted,
+    RetryPolicy,
+    gave_up_message,
+    retry_after_seconds,
+)
 
-# Mirrors the SDK's rules (openai._base_client: _should_retry, MAX_RETRY_AFTER_DELAY, backoff
-# capped at 8 s), only to describe a failure and to budget time; the SDK decides.
-_SDK_RETRYABLE = frozenset({408, 409, 429})
-_SDK_MAX_RETRY_AFTER = 120.0
-_SDK_MAX_BACKOFF = 8.0
+_RETRYABLE_STATUS = frozenset({408, 409, 429})  # and every 5xx
 
 
-def _sdk_retried(exc: openai.APIStatusError) -> bool:
-    if exc.status_code not in _SDK_RETRYABLE and exc.status_code < 500:
-        return False
-    for header, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        value = exc.response.headers.get(header)
-        if value is None:
-            continue
-        try:
-            delay = float(value) / divisor
-        except ValueError:
-            continue
-        return not (math.isfinite(delay) and delay > _SDK_MAX_RETRY_AFTER)
-    return True
+def _retryable(exc: BaseException) -> bool:
+    """Worth another attempt: a failed connection, a timeout, 408/409/429/5xx."""
+    if isinstance(exc, openai.APIStatusError):
+        # OpenAI's servers may say it outright; the SDK obeys this header too.
+        should_retry = exc.response.headers.get("x-should-retry")
+        if should_retry in ("true", "false"):
+            return should_retry == "true"
+        return exc.status_code in _RETRYABLE_STATUS or exc.status_code >= 500
+    # APITimeoutError is an APIConnectionError; TimeoutError is our own per-attempt bound.
+    return isinstance(exc, openai.APIConnectionError | TimeoutError)
+
+
+def _server_delay(exc: BaseException) -> float | None:
+    if isinstance(exc, openai.APIStatusError):
+        return retry_after_seconds(exc.response.headers)
+    return None
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    return isinstance(exc, openai.APITimeoutError | TimeoutError)
 
 
 class OpenAIProvider:
@@ -45,10 +59,22 @@ class OpenAIProvider:
 
     name = "openai"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        backoff_base: float = BACKOFF_BASE_SECONDS,
+        backoff_max: float = BACKOFF_MAX_SECONDS,
+        max_retry_after: float = MAX_RETRY_AFTER_SECONDS,
+    ) -> None:
         self.model: str | None = settings.openai_model
         self.timeout: float = settings.ai_timeout_seconds
-        self.max_retries: int = settings.ai_max_retries
+        self.retry_policy = RetryPolicy(
+            attempts=settings.ai_max_retries + 1,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            max_retry_after=max_retry_after,
+        )
         self._api_key: str | None = settings.openai_api_key
         self._base_url: str | None = settings.openai_base_url
         self._client: AsyncOpenAI | None = None
@@ -58,46 +84,76 @@ class OpenAIProvider:
                 # Local servers (Ollama, vLLM) want no key, but the SDK insists on one.
                 api_key=self._api_key or "not-needed",
                 timeout=self.timeout,
-                max_retries=self.max_retries,
+                max_retries=0,  # ours, below: left on, the SDK's would multiply them
             )
 
     @property
     def max_total_seconds(self) -> float:
-        """The longest one analyze() can take, counting the SDK's retries and waits."""
-        return self.timeout * (self.max_retries + 1) + self.max_retries * _SDK_MAX_BACKOFF
+        """The longest one analyze() can take: every attempt timing out plus every wait."""
+        return self.retry_policy.max_total_seconds(self.timeout)
 
     def _redact(self, text: str) -> str:
         return text.replace(self._api_key, "***") if self._api_key else text
 
+    def _describe(self, exc: BaseException) -> str:
+        """A retryable failure in a few words: "HTTP 429", "timed out after 20 s", ..."""
+        if isinstance(exc, openai.APIStatusError):
+            return f"HTTP {exc.status_code}"
+        if _is_timeout(exc):
+            return f"timed out after {self.timeout:g} s"
+        return "connection failed"
+
+    async def _attempt(
+        self, model: str, messages: list[ChatCompletionMessageParam]
+    ) -> ChatCompletion:
+        assert self._client is not None
+        # The SDK's timeout is per network phase; this one bounds the whole attempt.
+        async with asyncio.timeout(self.timeout):
+            return await self._client.chat.completions.create(
+                model=model,
+                messages=messages,
+                temperature=0,
+                response_format={"type": "json_object"},
+            )
+
     async def analyze(self, title: str, description: str, known_skills: Sequence[str]) -> Analysis:
-        """Ask the model in JSON mode; TriageError on any failure after the SDK's retries."""
+        """Ask the model in JSON mode, retrying what is worth it; TriageError when it gives up."""
         if self._client is None:
             raise TriageError("OPENAI_BASE_URL is not set")
         if not self.model:
             raise TriageError("OPENAI_MODEL is not set")
-        attempts = self.max_retries + 1
+        messages: list[ChatCompletionMessageParam] = [
+            {"role": "system", "content": build_system_instruction(known_skills)},
+            {"role": "user", "content": build_user_content(title, description)},
+        ]
+        retrying = self.retry_policy.retrying(
+            provider=self.name,
+            retryable=_retryable,
+            server_delay=_server_delay,
+            describe=self._describe,
+        )
         try:
-            completion = await self._client.chat.completions.create(
-                model=self.model,
-                messages=[
-                    {"role": "system", "content": build_system_instruction(known_skills)},
-                    {"role": "user", "content": build_user_content(title, description)},
-                ],
-                temperature=0,
-                response_format={"type": "json_object"},
+            completion: ChatCompletion = await retrying(self._attempt, self.model, messages)
+        except RetriesExhausted as gave_up:
+            failure = gave_up.failure
+            if isinstance(failure, openai.APIStatusError) and gave_up.attempts == 1:
+                # Nothing was retried (AI_MAX_RETRIES=0): the server's own words say more.
+                raise TriageError(self._status_error(failure)) from failure
+            message = gave_up_message(
+                self._describe(failure), gave_up.attempts, timed_out=_is_timeout(failure)
             )
-        except openai.APITimeoutError as exc:
-            raise TriageError(f"timed out after {self.timeout:g} s ({attempts} attempts)") from exc
-        except openai.APIConnectionError as exc:
-            raise TriageError(f"connection failed after {attempts} attempts") from exc
-        except openai.APIStatusError as exc:
-            code = exc.status_code
-            if _sdk_retried(exc) and attempts > 1:
-                raise TriageError(f"HTTP {code} after {attempts} attempts") from exc
-            message = self._redact(str(exc.message))[:200]
-            raise TriageError(f"HTTP {code}: {message}") from exc
+            raise TriageError(message) from failure
+        except openai.APIStatusError as exc:  # an HTTP error not worth retrying (400, 401, ...)
+            raise TriageError(self._status_error(exc)) from exc
         except openai.OpenAIError as exc:
             raise TriageError(f"unexpected error ({type(exc).__name__})") from exc
+        return self._read(completion)
+
+    def _status_error(self, exc: openai.APIStatusError) -> str:
+        return f"HTTP {exc.status_code}: {self._redact(str(exc.message))[:200]}"
+
+    @staticmethod
+    def _read(completion: ChatCompletion) -> Analysis:
         if not completion.choices:
             raise TriageError("no answer")
         choice = completion.choices[0]

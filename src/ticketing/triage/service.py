@@ -21,8 +21,6 @@ from ticketing.triage.base import Analysis, TriageError, TriageProvider
 
 log = logging.getLogger(__name__)
 
-# Used when a provider does not say how long it may take (see `max_total_seconds`).
-DEFAULT_OVERALL_TIMEOUT_SECONDS = 120.0
 # Slack over a provider's own worst case, so its precise error wins over our blunt one.
 OVERALL_TIMEOUT_SLACK_SECONDS = 5.0
 MAX_ERROR_CHARS = 300
@@ -42,10 +40,7 @@ class TriageOutcome:
 
 def overall_timeout(provider: TriageProvider) -> float:
     """How long to let `provider` try (all its attempts and waits) before giving up on it."""
-    budget = getattr(provider, "max_total_seconds", None)
-    if isinstance(budget, int | float) and budget > 0:
-        return float(budget) + OVERALL_TIMEOUT_SLACK_SECONDS
-    return DEFAULT_OVERALL_TIMEOUT_SECONDS
+    return provider.max_total_seconds + OVERALL_TIMEOUT_SLACK_SECONDS
 
 
 def _short(text: str) -> str:
@@ -65,7 +60,7 @@ async def analyze_with_fallback(
     """Analyse a ticket with `provider`; on any failure use `fallback` and say why.
 
     `budget_seconds` bounds the whole provider call, retries included (default: the provider's
-    `max_total_seconds` plus a little slack, else 120 s). Errors from the fallback itself (the
+    `max_total_seconds` plus a little slack). Errors from the fallback itself (the
     local analyzer, which has no network) propagate: the job that called us will retry.
     """
     if provider.name == LOCAL_PROVIDER:
