@@ -139,7 +139,10 @@ async def test_openai_failure_falls_back() -> None:
     with FakeOpenAI() as server:
         server.mode = "bad_enum"
         settings = make_settings(
-            openai_base_url=f"{server.base_url}/v1", openai_model="m", ai_max_retries=0
+            openai_base_url=f"{server.base_url}/v1",
+            openai_model="m",
+            ai_max_retries=0,
+            ai_timeout_seconds=5,  # about the answer, not timeouts: room for a busy machine
         )
         provider = OpenAIProvider(settings)
         try:
