@@ -136,7 +136,7 @@ async def test_list_users_paginates_and_filters(client, actors):
     r = await client.get("/admin/users", params={"limit": 101}, headers=admin)
     assert r.status_code == 422
     r = await client.get("/admin/users", params={"cursor": "not-a-cursor"}, headers=admin)
-    assert r.status_code == 400
+    assert r.status_code == 422 and r.json() == {"detail": "Invalid cursor"}
 
 
 def test_cli_users_create_and_list(tmp_path, monkeypatch, sqlite_template):

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import iter_route_contexts
@@ -28,7 +31,7 @@ from ticketing.middleware import (
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
 )
-from ticketing.ratelimit import SlidingWindow
+from ticketing.ratelimit import DistinctKeysWindow
 from ticketing.responses import EVERY_OPERATION
 from ticketing.runtime import Runtime, build_runtime, freeze_startup_heap
 from ticketing.tickets.routes import admin_router as tickets_admin_router
@@ -94,7 +97,8 @@ def create_app(
     )
     if runtime is not None:
         app.state.runtime = runtime
-    app.state.auth_limiter = SlidingWindow(settings.auth_requests_per_client_per_hour, 3600)
+    app.state.auth_limiter = DistinctKeysWindow(settings.auth_requests_per_client_per_hour, 3600)
+    app.state.trusted_proxies = settings.trusted_proxy_networks
 
     app.include_router(health_router)
     app.include_router(auth_router)
@@ -136,6 +140,19 @@ def _allowed_methods(app: FastAPI, request: Request) -> set[str]:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes each invalid input back. Text that is not valid Unicode
+        # (a lone surrogate from a JSON "\\ud800" escape) cannot be encoded as a response:
+        # then the echo (and the context, which may quote it) is left out.
+        errors = jsonable_encoder(exc.errors())
+        try:
+            json.dumps(errors, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            errors = [{k: v for k, v in e.items() if k not in ("input", "ctx")} for e in errors]
+            log.info("request refused: text that is not valid Unicode")
+        return JSONResponse({"detail": errors}, status_code=422)
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 405 and (allowed := _allowed_methods(app, request)):

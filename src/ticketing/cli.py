@@ -54,6 +54,10 @@ def serve(
         port=port,
         log_config=None,
         access_log=False,
+        # Who the client is behind a proxy is decided by TRUSTED_PROXIES alone (uvicorn would
+        # otherwise believe X-Forwarded-For from 127.0.0.1, whoever connects from there).
+        proxy_headers=False,
+        server_header=False,
     )
 
 

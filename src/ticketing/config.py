@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ticketing.errors import ConfigurationError
+from ticketing.ratelimit import IPNetwork, parse_networks
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,10 @@ class Settings(BaseSettings):
     otp_max_attempts: int = Field(5, ge=1, le=20)
     otp_resend_seconds: int = Field(60, ge=0, le=3600)
     otp_max_per_hour: int = Field(5, ge=1, le=100)
-    # Calls to /auth/request-otp and /auth/verify-otp per client address (per API process).
+    # Addresses one client may have sign-in codes mailed to per hour (per API process).
     auth_requests_per_client_per_hour: int = Field(100, ge=1)
+    # Reverse proxies whose X-Forwarded-For is believed (comma list of addresses or networks).
+    trusted_proxies: str = ""
 
     ai_provider: Literal["auto", "gemini", "openai", "local"] = "auto"
     gemini_api_key: str | None = None
@@ -82,6 +85,9 @@ class Settings(BaseSettings):
     job_lease_seconds: float = Field(120.0, ge=5)
 
     ticket_create_per_minute: int = Field(30, ge=1)
+    comment_create_per_minute: int = Field(30, ge=1)
+    max_comments_per_ticket: int = Field(1000, ge=1)
+    job_retention_days: int = Field(14, ge=1)
     cors_origins: str = ""
     log_level: str = "INFO"
 
@@ -94,6 +100,15 @@ class Settings(BaseSettings):
                 return "postgresql+asyncpg://" + value[len(prefix) :]
         if value.startswith("sqlite:///"):
             return "sqlite+aiosqlite:///" + value[len("sqlite:///") :]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str) -> str:
+        try:
+            parse_networks(value)
+        except ValueError as exc:
+            raise ValueError(f"TRUSTED_PROXIES: {exc}") from exc
         return value
 
     @field_validator("algorithm")
@@ -152,6 +167,10 @@ class Settings(BaseSettings):
     @property
     def allowed_domain_list(self) -> list[str]:
         return [d.lower().lstrip("@") for d in _split_csv(self.allowed_email_domains)]
+
+    @property
+    def trusted_proxy_networks(self) -> list[IPNetwork]:
+        return parse_networks(self.trusted_proxies)
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -12,10 +12,15 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ticketing.auth import service as auth_service
+from ticketing.auth.service import SEND_SIGN_IN_CODE
+from ticketing.auth.tasks import make_send_sign_in_code_handler
+from ticketing.db import utcnow
 from ticketing.jobs import queue
 from ticketing.jobs.queue import JobKind
 from ticketing.jobs.worker import (
@@ -112,7 +117,9 @@ async def _route_if_needed(
         return False
     if reason == "created" and ticket.assigned_to is not None:
         return False
-    decision = await routing.choose_assignee(session, ticket.required_skills, ticket.id)
+    decision = await routing.choose_assignee(
+        session, ticket.required_skills, ticket.id, requester_id=ticket.created_by
+    )
     if decision.assignee is None:
         if ticket.assigned_to is None:
             tickets_service.leave_unassigned(session, ticket, decision.reason)
@@ -148,11 +155,32 @@ def _triage_handler(
     return run_triage
 
 
+# Keeps the tables that only grow (done jobs, sign-in codes, revoked tokens) at their size.
+RETENTION = JobKind("retention", max_attempts=3, every_seconds=3600)
+
+
+def _retention_handler(runtime: Runtime) -> JobHandler:
+    async def run_retention(ctx: JobContext) -> None:
+        cutoff = utcnow() - timedelta(days=runtime.settings.job_retention_days)
+        jobs = await queue.delete_done_before(runtime.db, cutoff)
+        async with runtime.db.transaction() as session:
+            codes, revoked = await auth_service.forget_expired(session)
+            await ctx.finish(session)
+        log.info(
+            "retention done",
+            extra={"jobs_deleted": jobs, "codes_deleted": codes, "revocations_deleted": revoked},
+        )
+
+    return run_retention
+
+
 def job_handlers(runtime: Runtime) -> JobHandlers:
     """Every kind of background job this product runs, and what runs it."""
     return {
         TRIAGE_TICKET: _triage_handler(runtime),
         SEND_EMAIL: make_send_email_handler(runtime.sender, on_sent=_record_email_sent),
+        SEND_SIGN_IN_CODE: make_send_sign_in_code_handler(runtime.settings),
+        RETENTION: _retention_handler(runtime),
     }
 
 

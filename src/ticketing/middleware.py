@@ -152,12 +152,20 @@ class SecurityHeadersMiddleware:
             return
         # Swagger UI loads its assets from a CDN and runs an inline script: leave /docs alone.
         is_docs = scope["path"].startswith(("/docs", "/redoc"))
+        # Answers to a signed-in person, and the token itself, must not be kept by a browser or
+        # a shared cache (a later user of the same computer, a proxy).
+        private = scope["path"].startswith("/auth/") or any(
+            name == b"authorization" for name, _ in scope["headers"]
+        )
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [*message.get("headers", []), *SECURITY_HEADERS]
                 if not is_docs:
                     headers.append((b"content-security-policy", self.csp))
+                if private:
+                    headers = [h for h in headers if h[0].lower() != b"cache-control"]
+                    headers.append((b"cache-control", b"no-store"))
                 message["headers"] = headers
             await send(message)
 

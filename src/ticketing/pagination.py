@@ -5,14 +5,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.orm import InstrumentedAttribute
 
-from ticketing.errors import BadRequest
+from ticketing.errors import InvalidField
 
 T = TypeVar("T")
 Order = Literal["newest", "oldest"]
@@ -28,16 +29,26 @@ def encode_cursor(created_at: datetime, row_id: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+_ID = re.compile(r"[!-~]{1,64}")
+
+
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (created_at in UTC, id) a cursor of `encode_cursor` holds; 422 for anything else."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created, row_id = json.loads(raw)
+        if not isinstance(created, str) or not isinstance(row_id, str):
+            raise TypeError
         moment = datetime.fromisoformat(created)
-        if moment.tzinfo is None or not isinstance(row_id, str):
+        # Our ids are printable ASCII; anything else (a JSON-escaped lone surrogate, say)
+        # would fail in the database driver.
+        if moment.tzinfo is None or not _ID.fullmatch(row_id):
             raise ValueError
-        return moment, row_id
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest("Invalid cursor") from exc
+        # An offset that pushes the moment outside the years datetime can hold overflows here
+        # (e.g. 0001-01-01T00:00:00+23:59), rather than in the database driver.
+        return moment.astimezone(UTC), row_id
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidField("Invalid cursor") from exc
 
 
 def paginate(

@@ -71,7 +71,10 @@ def bad_request(description: str) -> Responses:
     return {400: _error(f"{description}; or: {MALFORMED}")}
 
 
-BAD_CURSOR = bad_request("Invalid cursor")
+# A cursor that is not one of ours (forged, truncated, out of range) is an invalid field.
+BAD_CURSOR: Responses = {
+    422: {"model": ValidationErrorOut | ErrorOut, "description": "Invalid fields or cursor"}
+}
 
 
 def not_found(description: str) -> Responses:

@@ -53,8 +53,16 @@ async def user_unless_revoked(session: AsyncSession, user_id: str, jti: str) -> 
     return (await session.scalars(stmt)).first()
 
 
-async def revoke(session: AsyncSession, jti: str, expires_at: datetime, now: datetime) -> None:
+async def revoke(session: AsyncSession, jti: str, expires_at: datetime) -> None:
     if await session.get(RevokedToken, jti) is None:
         session.add(RevokedToken(jti=jti, expires_at=expires_at))
-    # Rows of tokens that have expired anyway are useless: keep the table small.
-    await session.execute(delete(RevokedToken).where(RevokedToken.expires_at < now))
+
+
+async def delete_codes_created_before(session: AsyncSession, before: datetime) -> int:
+    result = await session.execute(delete(LoginCode).where(LoginCode.created_at < before))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def delete_revocations_expired_before(session: AsyncSession, before: datetime) -> int:
+    result = await session.execute(delete(RevokedToken).where(RevokedToken.expires_at < before))
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -21,6 +21,8 @@ from ticketing.auth.tokens import (
 from ticketing.config import Settings
 from ticketing.db import lock_for_transaction, utcnow
 from ticketing.errors import BadRequest, RateLimited, Unauthorized
+from ticketing.jobs import queue
+from ticketing.jobs.queue import JobKind
 from ticketing.notifications import service as notifications
 from ticketing.users import repository as users_repo
 from ticketing.users import service as users_service
@@ -30,8 +32,17 @@ log = logging.getLogger(__name__)
 
 INVALID_CODE = "Invalid or expired code"
 RATE_WINDOW = timedelta(hours=1)
+# The job that decides whether to mail a requested code, and mails it.
+SEND_SIGN_IN_CODE = JobKind("send_sign_in_code", max_attempts=5)
 
-__all__ = ["decode_access_token", "logout", "request_code", "user_for_claims", "verify_code"]
+__all__ = [
+    "decode_access_token",
+    "deliver_code",
+    "logout",
+    "request_code",
+    "user_for_claims",
+    "verify_code",
+]
 
 
 def _may_sign_up(settings: Settings, email: str) -> bool:
@@ -42,7 +53,7 @@ def _may_sign_up(settings: Settings, email: str) -> bool:
 
 
 async def request_code(session: AsyncSession, settings: Settings, email: str) -> None:
-    """Issue a new code for `email` and queue it, if the address may receive one.
+    """Issue a new code for `email` and queue its delivery (see `deliver_code`).
 
     Every caller sees the same outcome (or the same 429) whether or not the address has an
     account, so the answer never tells who is registered.
@@ -76,14 +87,21 @@ async def request_code(session: AsyncSession, settings: Settings, email: str) ->
             expires_at=now + timedelta(minutes=settings.otp_ttl_minutes),
         )
     )
+    # Whether the address may receive it (an active account, or one sign-up allows) is decided
+    # by the job, after the answer: every address takes this same path, so neither the answer
+    # nor how long it takes tells who has an account or who was deactivated.
+    queue.enqueue(session, SEND_SIGN_IN_CODE, {"email": email, "code": code})
 
+
+async def deliver_code(session: AsyncSession, settings: Settings, email: str, code: str) -> bool:
+    """Mail `code` to `email` if the address may sign in (the job of `request_code`)."""
     user = await users_repo.get_by_email(session, email)
     if user is not None and not user.is_active:
         log.info("sign-in code not sent: account deactivated")
-        return
+        return False
     if user is None and not _may_sign_up(settings, email):
         log.info("sign-in code not sent: sign-up not allowed for this address")
-        return
+        return False
     message = notifications.render_email(
         settings,
         "otp",
@@ -92,6 +110,7 @@ async def request_code(session: AsyncSession, settings: Settings, email: str) ->
         context={"code": code, "ttl_minutes": settings.otp_ttl_minutes},
     )
     notifications.queue_email(session, message, sensitive=True, kind="otp")
+    return True
 
 
 async def verify_code(
@@ -132,4 +151,13 @@ async def user_for_claims(session: AsyncSession, claims: TokenClaims) -> User:
 
 
 async def logout(session: AsyncSession, claims: TokenClaims) -> None:
-    await codes_repo.revoke(session, claims.jti, claims.expires_at, utcnow())
+    await codes_repo.revoke(session, claims.jti, claims.expires_at)
+
+
+async def forget_expired(session: AsyncSession) -> tuple[int, int]:
+    """Delete sign-in codes past the rate-limit window (they are its log) and revocations of
+    tokens that have expired anyway. Returns (codes, revocations) deleted."""
+    now = utcnow()
+    codes = await codes_repo.delete_codes_created_before(session, now - RATE_WINDOW)
+    revoked = await codes_repo.delete_revocations_expired_before(session, now)
+    return codes, revoked

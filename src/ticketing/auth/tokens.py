@@ -63,7 +63,8 @@ def decode_access_token(settings: Settings, token: str) -> TokenClaims:
         )
     except jwt.ExpiredSignatureError as exc:
         raise Unauthorized("Token expired") from exc
-    except jwt.PyJWTError as exc:
+    except (jwt.PyJWTError, OverflowError, OSError, ValueError) as exc:
+        # OverflowError/OSError/ValueError: an `exp` beyond what a datetime can hold.
         raise Unauthorized("Invalid token") from exc
 
 

@@ -40,4 +40,5 @@ class Job(IdMixin, Base):
         Index("ix_jobs_status_run_after", "status", "run_after"),
         Index("ix_jobs_status_locked_until", "status", "locked_until"),
         Index("ix_jobs_key_status", "key", "status"),
+        Index("ix_jobs_status_finished", "status", "finished_at"),  # retention
     )

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ticketing.db import Database, utcnow
+from ticketing.db import Database, lock_for_transaction, utcnow
 from ticketing.jobs.models import Job, JobStatus
 
 ERROR_MAX_CHARS = 4000
@@ -26,6 +26,12 @@ class JobKind:
     max_attempts: int = 5
     backoff_base_seconds: float = 2.0
     backoff_max_seconds: float = 15 * 60.0
+    # Recurring kinds run again this many seconds after each run (see `schedule_recurring`).
+    every_seconds: float | None = None
+
+    @property
+    def recurring_key(self) -> str:
+        return f"recurring:{self.name}"
 
     def backoff_seconds(self, attempts: int) -> float:
         """Exponential backoff with jitter after `attempts` failures: ~base, 2x base, ..."""
@@ -63,6 +69,51 @@ def enqueue(
     # Read by the after-commit hook that wakes workers in this process.
     session.info[ENQUEUED_FLAG] = True
     return job
+
+
+def enqueue_next_run(session: AsyncSession, kind: JobKind) -> None:
+    """Queue a recurring kind's next run, `every_seconds` from now (the caller's transaction)."""
+    assert kind.every_seconds is not None
+    enqueue(session, kind, {}, delay_seconds=kind.every_seconds, key=kind.recurring_key)
+
+
+async def schedule_recurring(db: Database, kinds: Iterable[JobKind]) -> None:
+    """Make sure each recurring kind has its next run queued.
+
+    A run queues the next one as it finishes; this covers the first start and a run that
+    failed for good. Safe with many workers: one at a time decides, under a lock.
+    """
+    recurring = [k for k in kinds if k.every_seconds is not None]
+    if not recurring:
+        return
+    now = utcnow()
+    async with db.transaction() as session:
+        await lock_for_transaction(session, "jobs:recurring")
+        for kind in recurring:
+            assert kind.every_seconds is not None
+            if await has_pending(session, kind.recurring_key):
+                continue
+            last = await session.scalar(
+                select(func.max(Job.finished_at)).where(Job.key == kind.recurring_key)
+            )
+            due = last + timedelta(seconds=kind.every_seconds) if last else now
+            delay = max(0.0, (due - now).total_seconds())
+            enqueue(session, kind, {}, delay_seconds=delay, key=kind.recurring_key)
+
+
+async def delete_done_before(db: Database, before: datetime, batch: int = 5000) -> int:
+    """Delete jobs that finished successfully before `before`, in batches; returns how many."""
+    deleted = 0
+    while True:
+        async with db.transaction() as session:
+            ids = select(Job.id).where(Job.status == JobStatus.done, Job.finished_at < before)
+            result = await session.execute(
+                delete(Job).where(Job.id.in_(ids.limit(batch).scalar_subquery()))
+            )
+        count = int(result.rowcount)  # type: ignore[attr-defined]
+        deleted += count
+        if count < batch:
+            return deleted
 
 
 async def has_pending(session: AsyncSession, key: str) -> bool:
@@ -233,6 +284,11 @@ async def release(db: Database, job: ClaimedJob) -> None:
                 updated_at=now,
             )
         )
+
+
+async def replace_payload(session: AsyncSession, job_id: str, payload: dict[str, Any]) -> None:
+    """Overwrite a job's payload (to drop secrets it no longer needs)."""
+    await session.execute(update(Job).where(Job.id == job_id).values(payload=payload))
 
 
 async def last_error(db: Database, job_id: str) -> str | None:

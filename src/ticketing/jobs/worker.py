@@ -24,6 +24,8 @@ from ticketing.jobs.queue import ClaimedJob, JobKind
 
 log = logging.getLogger(__name__)
 
+RECURRING_CHECK_SECONDS = 60.0
+
 
 class LeaseLost(Exception):
     """Another worker took this job over (our lease expired): our transaction must roll back."""
@@ -37,12 +39,16 @@ class PermanentJobError(Exception):
 class JobContext:
     job: ClaimedJob
     db: Database
+    kind: JobKind
     finished: bool = field(default=False)
 
     async def finish(self, session: AsyncSession) -> None:
-        """Mark the job done inside `session`: its effects and its completion commit together."""
+        """Mark the job done inside `session`: its effects and its completion commit together
+        (and, for a recurring kind, the queuing of its next run)."""
         if not await queue.mark_done(session, self.job):
             raise LeaseLost(self.job.id)
+        if self.kind.every_seconds is not None:
+            queue.enqueue_next_run(session, self.kind)
         self.finished = True
 
 
@@ -90,6 +96,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._inflight: dict[asyncio.Task[None], ClaimedJob] = {}
         self._next_sweep = 0.0
+        self._next_schedule_check = 0.0
         _local_workers.add(self)
 
     def _sweep_due(self) -> bool:
@@ -99,6 +106,17 @@ class Worker:
             return False
         self._next_sweep = now + min(5.0, self.lease_seconds / 3)
         return True
+
+    async def _schedule_recurring(self) -> None:
+        # At start, then every minute: a recurring job that failed for good is queued again.
+        now = time.monotonic()
+        if now < self._next_schedule_check:
+            return
+        self._next_schedule_check = now + RECURRING_CHECK_SECONDS
+        try:
+            await queue.schedule_recurring(self.db, [k for k, _ in self.handlers.values()])
+        except Exception:
+            log.exception("scheduling recurring jobs failed; retrying")
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -114,6 +132,7 @@ class Worker:
         try:
             while not self._stopping.is_set():
                 self._wakeup.clear()
+                await self._schedule_recurring()
                 free = self.concurrency - len(self._inflight)
                 claimed: list[ClaimedJob] = []
                 if free > 0:
@@ -199,7 +218,7 @@ async def run_one(
 ) -> None:
     timeout = timeout_seconds
     kind, handler = handlers.get(job.kind, (JobKind(job.kind), None))
-    ctx = JobContext(job=job, db=db)
+    ctx = JobContext(job=job, db=db, kind=kind)
     extra: dict[str, Any] = {"job_id": job.id, "kind": job.kind, "attempt": job.attempts}
     started = time.monotonic()
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 import time
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from typing import Protocol
 import aiosmtplib
 
 from ticketing.config import Settings
+from ticketing.logging_setup import MULTILINE
 
 log = logging.getLogger("ticketing.email")
 
@@ -36,11 +38,23 @@ class EmailSender(Protocol):
         """Let go of any connections (process shutdown)."""
 
 
+# Characters that end a header line (CR, LF and the rest of the controls, U+2028/2029): a header
+# value that holds one is refused by the email package, which would fail the job every time.
+_LINE_BREAKERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def header_text(value: str) -> str:
+    """`value` as one header line: line breaks and controls become single spaces."""
+    return " ".join(_LINE_BREAKERS.sub(" ", value).split())
+
+
 def build_mime(email: OutgoingEmail, from_email: str, app_name: str) -> EmailMessage:
     message = EmailMessage()
-    message["From"] = formataddr((app_name, from_email))
-    message["To"] = email.to
-    message["Subject"] = email.subject
+    message["From"] = formataddr((header_text(app_name), from_email))
+    message["To"] = header_text(email.to)
+    # Titles are single-line since the API refuses control characters, but rows written before
+    # that (or by hand) must not stop a ticket's mail.
+    message["Subject"] = header_text(email.subject)
     message["Message-ID"] = make_msgid(domain=from_email.rpartition("@")[2] or "localhost")
     message.set_content(email.text)
     message.add_alternative(email.html, subtype="html")
@@ -166,6 +180,7 @@ class ConsoleSender:
             self.settings.from_email,
             email.subject,
             email.text,
+            extra={MULTILINE: True},
         )
 
     async def aclose(self) -> None:

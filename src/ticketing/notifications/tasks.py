@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ticketing.jobs.models import Job
+from ticketing.jobs import queue
 from ticketing.jobs.worker import JobContext, JobHandler, PermanentJobError
 from ticketing.notifications.senders import EmailSender, OutgoingEmail
 
@@ -22,11 +21,7 @@ async def _record_sent(ctx: JobContext, payload: dict[str, Any], on_sent: OnSent
             # The subject too: a sign-in code's subject carries the code.
             secret = ("subject", "text", "html")
             scrubbed = {k: v for k, v in payload.items() if k not in secret}
-            await session.execute(
-                update(Job)
-                .where(Job.id == ctx.job.id)
-                .values(payload=scrubbed | {"scrubbed": True})
-            )
+            await queue.replace_payload(session, ctx.job.id, scrubbed | {"scrubbed": True})
         if on_sent is not None:
             await on_sent(session, payload)
         await ctx.finish(session)

@@ -37,15 +37,23 @@ def _least_loaded(candidates: Sequence[User], loads: dict[str, int]) -> User:
 
 
 async def choose_assignee(
-    session: AsyncSession, required_skills: Sequence[str], ticket_id: str | None = None
+    session: AsyncSession,
+    required_skills: Sequence[str],
+    ticket_id: str | None = None,
+    requester_id: str | None = None,
 ) -> RoutingDecision:
     """Decide who should get a ticket needing `required_skills`.
 
+    Never its requester: a moderator who files a ticket is a requester like anyone else.
     Serialised across processes so that loads are read fresh: concurrent tickets cannot all
     land on the same "least loaded" person. Call it in the transaction that assigns.
     """
     await lock_for_transaction(session, ROUTING_LOCK)
-    moderators = list(await users_repo.active_staff(session, Role.moderator))
+
+    def others(people: Sequence[User]) -> list[User]:
+        return [u for u in people if u.id != requester_id]
+
+    moderators = others(await users_repo.active_staff(session, Role.moderator))
     scored = [(u, skills_match(required_skills, u.skills)) for u in moderators]
     best = max((len(m) for _, m in scored), default=0)
     if best > 0:
@@ -56,7 +64,7 @@ async def choose_assignee(
         load = loads.get(winner.id, 0)
         return RoutingDecision(winner, f"matched skills: {', '.join(matched)}; {_tickets(load)}")
 
-    admins = list(await users_repo.active_staff(session, Role.admin))
+    admins = others(await users_repo.active_staff(session, Role.admin))
     if admins:
         loads = await tickets_service.open_loads(session, [u.id for u in admins], ticket_id)
         winner = _least_loaded(admins, loads)

@@ -68,7 +68,10 @@ class Comment(IdMixin, Base):
     internal: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    __table_args__ = (Index("ix_ticket_comments_ticket_created", "ticket_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_ticket_comments_ticket_created", "ticket_id", "created_at"),
+        Index("ix_ticket_comments_author_created", "author_id", "created_at"),  # rate limit
+    )
 
 
 class TicketEvent(IdMixin, Base):

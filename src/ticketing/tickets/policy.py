@@ -76,8 +76,11 @@ def visible_clause(user: User) -> ColumnElement[bool] | None:
 
 
 def sees_staff_only(user: User, ticket: Ticket) -> bool:
-    """Whether `user` reads and writes internal notes, and sees staff-only events and fields."""
-    return user.is_staff
+    """Whether `user` reads and writes internal notes, and sees staff-only events and fields:
+    admins, and the ticket's assignee unless they filed it. A requester never does (a
+    moderator who files a ticket is its requester there), unless an admin."""
+    mine = parties(user, ticket)
+    return Party.admin in mine or (Party.staff in mine and Party.creator not in mine)
 
 
 def allowed_actions(user: User, ticket: Ticket) -> list[str]:

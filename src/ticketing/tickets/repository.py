@@ -169,18 +169,31 @@ async def open_loads(
     return {str(row[0]): int(row[1]) for row in (await session.execute(stmt)).all()}
 
 
-async def count_created_since(session: AsyncSession, user_id: str, since: datetime) -> int:
-    stmt = select(func.count()).where(Ticket.created_by == user_id, Ticket.created_at >= since)
-    return int((await session.scalar(stmt)) or 0)
-
-
-async def oldest_created_since(
+async def tickets_filed_since(
     session: AsyncSession, user_id: str, since: datetime
-) -> datetime | None:
-    stmt = select(func.min(Ticket.created_at)).where(
+) -> tuple[int, datetime | None]:
+    """How many tickets `user_id` filed since `since`, and when the oldest of them was."""
+    stmt = select(func.count(), func.min(Ticket.created_at)).where(
         Ticket.created_by == user_id, Ticket.created_at >= since
     )
-    return await session.scalar(stmt)
+    count, oldest = (await session.execute(stmt)).one()
+    return int(count), oldest
+
+
+async def comments_written_since(
+    session: AsyncSession, user_id: str, since: datetime
+) -> tuple[int, datetime | None]:
+    """How many comments `user_id` wrote since `since`, and when the oldest of them was."""
+    stmt = select(func.count(), func.min(Comment.created_at)).where(
+        Comment.author_id == user_id, Comment.created_at >= since
+    )
+    count, oldest = (await session.execute(stmt)).one()
+    return int(count), oldest
+
+
+async def count_comments(session: AsyncSession, ticket_id: str) -> int:
+    stmt = select(func.count()).where(Comment.ticket_id == ticket_id)
+    return int((await session.scalar(stmt)) or 0)
 
 
 async def rerun_candidates(session: AsyncSession) -> Sequence[str]:

@@ -179,12 +179,22 @@ async def update_ticket(
     "/tickets/{ticket_id}/comments",
     status_code=status.HTTP_201_CREATED,
     response_model=CommentOut,
-    responses={**FORBIDDEN, **NOT_FOUND},
+    responses={
+        **FORBIDDEN,
+        **NOT_FOUND,
+        **conflict("The ticket has reached its comment cap"),
+        **rate_limited("Too many comments written in the last minute"),
+    },
 )
 async def add_comment(
-    ticket_id: str, body: CommentCreate, user: CurrentUser, session: SessionDep
+    ticket_id: str,
+    body: CommentCreate,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> CommentOut:
-    return CommentOut.model_validate(await service.add_comment(session, user, ticket_id, body))
+    comment = await service.add_comment(session, settings, user, ticket_id, body)
+    return CommentOut.model_validate(comment)
 
 
 @router.get(

@@ -9,6 +9,8 @@ from pydantic.json_schema import SkipJsonSchema
 from ticketing.skills import MAX_SKILL_LENGTH, MAX_SKILLS, normalise_skills
 from ticketing.tickets.models import EventKind
 from ticketing.vocabulary import (
+    SINGLE_LINE,
+    SINGLE_LINE_OR_EMPTY,
     VISIBLE,
     AnalysisStatus,
     Priority,
@@ -25,13 +27,13 @@ def _not_blank(value: str) -> str:
 
 
 Title = Annotated[
-    str, Field(min_length=1, max_length=200, pattern=VISIBLE), AfterValidator(_not_blank)
+    str, Field(min_length=1, max_length=200, pattern=SINGLE_LINE), AfterValidator(_not_blank)
 ]
 Body = Annotated[
     str, Field(min_length=1, max_length=20000, pattern=VISIBLE), AfterValidator(_not_blank)
 ]
 SkillList = Annotated[
-    list[Annotated[str, Field(max_length=MAX_SKILL_LENGTH)]],
+    list[Annotated[str, Field(max_length=MAX_SKILL_LENGTH, pattern=SINGLE_LINE_OR_EMPTY)]],
     Field(max_length=MAX_SKILLS),
     AfterValidator(normalise_skills),
 ]

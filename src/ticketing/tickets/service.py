@@ -7,7 +7,7 @@ unit of work does.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -33,6 +33,7 @@ from ticketing.vocabulary import AnalysisStatus, Priority, TicketStatus, TicketT
 # attempts only run out when our own database keeps failing.
 TRIAGE_TICKET = JobKind("triage_ticket", max_attempts=6)
 NOT_FOUND = "Ticket not found"
+RATE_WINDOW = timedelta(minutes=1)  # of TICKET_CREATE_PER_MINUTE and COMMENT_CREATE_PER_MINUTE
 
 
 @dataclass(frozen=True)
@@ -88,18 +89,15 @@ async def create_ticket(
     session: AsyncSession, settings: Settings, user: User, data: TicketCreate
 ) -> Ticket:
     """Write the ticket, its `created` event and its triage job in one transaction."""
-    # Concurrent requests of one user must not all pass the count below (PostgreSQL; SQLite
-    # already serialises writers at BEGIN IMMEDIATE).
-    await lock_for_transaction(session, f"tickets:create:{user.id}")
     now = utcnow()
-    window_start = now - timedelta(minutes=1)
-    if (
-        await repo.count_created_since(session, user.id, window_start)
-        >= settings.ticket_create_per_minute
-    ):
-        oldest = await repo.oldest_created_since(session, user.id, window_start) or now
-        wait = math.ceil((oldest + timedelta(minutes=1) - now).total_seconds())
-        raise RateLimited(wait, "You are filing tickets too quickly; try again shortly")
+    await _limit_rate(
+        session,
+        f"tickets:create:{user.id}",
+        repo.tickets_filed_since(session, user.id, now - RATE_WINDOW),
+        settings.ticket_create_per_minute,
+        now,
+        "You are filing tickets too quickly; try again shortly",
+    )
     ticket = repo.add(
         session,
         Ticket(
@@ -116,6 +114,24 @@ async def create_ticket(
     _queue_triage(session, ticket.id, reason="created")
     await session.flush()
     return ticket
+
+
+async def _limit_rate(
+    session: AsyncSession,
+    lock_key: str,
+    recent: Awaitable[tuple[int, datetime | None]],
+    limit: int,
+    now: datetime,
+    message: str,
+) -> None:
+    """429 when `recent` (what the person did in the last RATE_WINDOW) is at `limit` already."""
+    # Concurrent requests of one person must not all pass the count (PostgreSQL; SQLite
+    # already serialises writers at BEGIN IMMEDIATE).
+    await lock_for_transaction(session, lock_key)
+    count, oldest = await recent
+    if count >= limit:
+        wait = math.ceil(((oldest or now) + RATE_WINDOW - now).total_seconds())
+        raise RateLimited(wait, message)
 
 
 async def list_tickets(
@@ -310,11 +326,26 @@ async def record_email_sent(
 
 
 async def add_comment(
-    session: AsyncSession, user: User, ticket_id: str, data: CommentCreate
+    session: AsyncSession, settings: Settings, user: User, ticket_id: str, data: CommentCreate
 ) -> Comment:
+    """Add a reply or an internal note, within the per-person rate and the per-ticket cap."""
     ticket = await get_visible(session, user, ticket_id)
     if data.internal and not policy.sees_staff_only(user, ticket):
-        raise Forbidden("Only moderators and admins can write internal notes")
+        raise Forbidden("Only the ticket's assignee and admins can write internal notes")
+    now = utcnow()
+    await _limit_rate(
+        session,
+        f"comments:create:{user.id}",
+        repo.comments_written_since(session, user.id, now - RATE_WINDOW),
+        settings.comment_create_per_minute,
+        now,
+        "You are commenting too quickly; try again shortly",
+    )
+    if await repo.count_comments(session, ticket.id) >= settings.max_comments_per_ticket:
+        raise Conflict(
+            f"This ticket has reached {settings.max_comments_per_ticket} comments; "
+            "file a new ticket to go on"
+        )
     comment = repo.add_comment(
         session,
         Comment(
@@ -323,7 +354,7 @@ async def add_comment(
             author_id=user.id,
             body=data.body,
             internal=data.internal,
-            created_at=utcnow(),
+            created_at=now,
         ),
     )
     repo.add_event(

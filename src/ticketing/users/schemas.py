@@ -7,10 +7,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from ticketing.skills import MAX_SKILL_LENGTH, normalise_skills
-from ticketing.vocabulary import Email, Name, Role, StrictModel
+from ticketing.vocabulary import SINGLE_LINE_OR_EMPTY, Email, Name, Role, StrictModel
 
 Skills = Annotated[
-    list[Annotated[str, Field(max_length=MAX_SKILL_LENGTH)]],
+    list[Annotated[str, Field(max_length=MAX_SKILL_LENGTH, pattern=SINGLE_LINE_OR_EMPTY)]],
     Field(max_length=50),
     AfterValidator(normalise_skills),
 ]
