@@ -1,9 +1,24 @@
 """Imports every table so Base.metadata is complete (for Alembic and tests)."""
 
+from ticketing.attachments.models import Attachment
 from ticketing.auth.models import LoginCode, RevokedToken
 from ticketing.db import Base
 from ticketing.jobs.models import Job
-from ticketing.tickets.models import Comment, Ticket, TicketEvent
+from ticketing.mail.models import InboundEmail, MailboxState
+from ticketing.tickets.models import Comment, Ticket, TicketEvent, TicketMessage
 from ticketing.users.models import User
 
-__all__ = ["Base", "Comment", "Job", "LoginCode", "RevokedToken", "Ticket", "TicketEvent", "User"]
+__all__ = [
+    "Attachment",
+    "Base",
+    "Comment",
+    "InboundEmail",
+    "Job",
+    "LoginCode",
+    "MailboxState",
+    "RevokedToken",
+    "Ticket",
+    "TicketEvent",
+    "TicketMessage",
+    "User",
+]

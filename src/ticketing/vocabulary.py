@@ -22,8 +22,16 @@ STAFF_ROLES = frozenset({Role.moderator, Role.admin})
 class TicketStatus(StrEnum):
     open = "open"
     in_progress = "in_progress"
+    waiting = "waiting"  # on the requester
     resolved = "resolved"
     closed = "closed"
+
+
+class Source(StrEnum):
+    """Where a ticket or a comment came from."""
+
+    web = "web"  # the web page or the API
+    email = "email"
 
 
 class Priority(StrEnum):

@@ -8,7 +8,7 @@ from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ticketing.db import Base, EnumText, IdMixin, TimestampMixin, utcnow
-from ticketing.vocabulary import AnalysisStatus, Priority, TicketStatus, TicketType
+from ticketing.vocabulary import AnalysisStatus, Priority, Source, TicketStatus, TicketType
 
 
 class EventKind(StrEnum):
@@ -27,6 +27,11 @@ class EventKind(StrEnum):
 class Ticket(IdMixin, TimestampMixin, Base):
     __tablename__ = "tickets"
 
+    # 1, 2, 3, ... in creation order, shown as #123 (see repository.add for how it is drawn).
+    number: Mapped[int]
+    source: Mapped[Source] = mapped_column(
+        EnumText(Source, 10), default=Source.web, server_default=Source.web.value
+    )
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text)
     status: Mapped[TicketStatus] = mapped_column(EnumText(TicketStatus), default=TicketStatus.open)
@@ -50,6 +55,7 @@ class Ticket(IdMixin, TimestampMixin, Base):
     __table_args__ = (
         # Listing is newest-first with (created_at, id) as the cursor; each index below serves
         # one visibility rule or filter without sorting.
+        Index("ix_tickets_number", "number", unique=True),
         Index("ix_tickets_created", "created_at", "id"),
         Index("ix_tickets_creator_created", "created_by", "created_at", "id"),
         Index("ix_tickets_assignee_created", "assigned_to", "created_at", "id"),
@@ -66,6 +72,9 @@ class Comment(IdMixin, Base):
     author_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
     body: Mapped[str] = mapped_column(Text)
     internal: Mapped[bool] = mapped_column(default=False)
+    source: Mapped[Source] = mapped_column(
+        EnumText(Source, 10), default=Source.web, server_default=Source.web.value
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (
@@ -88,3 +97,22 @@ class TicketEvent(IdMixin, Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_ticket_events_ticket_created", "ticket_id", "created_at"),)
+
+
+class MessageDirection(StrEnum):
+    received = "received"
+    sent = "sent"
+
+
+class TicketMessage(Base):
+    """A Message-ID of a mail we sent or received about a ticket: replies that name it in
+    In-Reply-To or References belong to that ticket's conversation."""
+
+    __tablename__ = "ticket_messages"
+
+    message_id: Mapped[str] = mapped_column(String(998), primary_key=True)
+    ticket_id: Mapped[str] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    direction: Mapped[MessageDirection] = mapped_column(EnumText(MessageDirection, 10))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_ticket_messages_ticket_created", "ticket_id", "created_at"),)

@@ -31,16 +31,35 @@ _STAFF_OR_CREATOR = frozenset({Party.staff, Party.creator})
 _ADMIN_OR_CREATOR = frozenset({Party.admin, Party.creator})
 
 # (from, to) -> who may make the move. A move not listed is a conflict with the state (409).
+# `waiting` is "waiting on the requester": their reply moves the ticket back (see
+# `move_on_requester_reply`).
 TRANSITIONS: dict[tuple[TicketStatus, TicketStatus], frozenset[Party]] = {
     (_S.open, _S.in_progress): _STAFF,
     (_S.open, _S.resolved): _STAFF,
     (_S.in_progress, _S.resolved): _STAFF,
     (_S.in_progress, _S.open): _STAFF,
+    (_S.open, _S.waiting): _STAFF,
+    (_S.in_progress, _S.waiting): _STAFF,
+    (_S.waiting, _S.open): _STAFF,
+    (_S.waiting, _S.in_progress): _STAFF,
+    (_S.waiting, _S.resolved): _STAFF,
     (_S.resolved, _S.closed): _STAFF_OR_CREATOR,
     (_S.resolved, _S.open): _STAFF_OR_CREATOR,
     (_S.open, _S.closed): _ADMIN_OR_CREATOR,
     (_S.in_progress, _S.closed): _ADMIN_OR_CREATOR,
+    (_S.waiting, _S.closed): _ADMIN_OR_CREATOR,
 }
+
+
+def move_on_requester_reply(user: User, ticket: Ticket) -> TicketStatus | None:
+    """The status a reply by `user` moves `ticket` to, if any: the requester answering a
+    ticket that waits on them, or writing on a resolved one (which reopens it)."""
+    if ticket.created_by != user.id:
+        return None
+    if ticket.status in (TicketStatus.waiting, TicketStatus.resolved):
+        return TicketStatus.open
+    return None
+
 
 # Fields of PATCH /tickets/{id} other than status, and who may change each.
 FIELD_PARTIES: dict[str, frozenset[Party]] = {

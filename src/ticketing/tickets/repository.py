@@ -14,9 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ticketing.db import contains_pattern
 from ticketing.pagination import Order, paginate
 from ticketing.tickets.models import Comment, EventKind, Ticket, TicketEvent
-from ticketing.vocabulary import AnalysisStatus, Priority, TicketStatus, TicketType
+from ticketing.vocabulary import AnalysisStatus, Priority, Source, TicketStatus, TicketType
 
+# What re-analysis re-routes, and (with `waiting`) what counts as someone's load.
 OPEN_STATES = (TicketStatus.open, TicketStatus.in_progress)
+LOAD_STATES = (*OPEN_STATES, TicketStatus.waiting)
+NUMBER_SEQUENCE = "ticket_number_seq"  # PostgreSQL, created by migration 0005
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,8 @@ class TicketFilters:
     assigned_to: str | None = None
     created_by: str | None = None
     analysis_status: AnalysisStatus | None = None
+    source: Source | None = None
+    number: int | None = None
     q: str | None = None
 
 
@@ -46,7 +51,15 @@ async def exists(session: AsyncSession, ticket_id: str) -> bool:
     return (await session.scalar(stmt)) is not None
 
 
-def add(session: AsyncSession, ticket: Ticket) -> Ticket:
+async def add(session: AsyncSession, ticket: Ticket) -> Ticket:
+    """Add a new ticket with the next number."""
+    if session.get_bind().dialect.name == "postgresql":
+        # A sequence: concurrent creates from any number of processes never share a number.
+        draw = select(func.nextval(NUMBER_SEQUENCE))
+    else:
+        # SQLite lets one writer at a time in (BEGIN IMMEDIATE), so MAX + 1 cannot race.
+        draw = select(func.coalesce(func.max(Ticket.number), 0) + 1)
+    ticket.number = int((await session.scalar(draw)) or 1)
     session.add(ticket)
     return ticket
 
@@ -70,6 +83,8 @@ async def list_page(
         (Ticket.assigned_to, filters.assigned_to),
         (Ticket.created_by, filters.created_by),
         (Ticket.analysis_status, filters.analysis_status),
+        (Ticket.source, filters.source),
+        (Ticket.number, filters.number),
     ):
         if value is not None:
             stmt = stmt.where(column == value)
@@ -156,12 +171,12 @@ async def _fts_candidates(session: AsyncSession, term: str) -> Sequence[int] | N
 async def open_loads(
     session: AsyncSession, user_ids: Sequence[str], exclude_ticket_id: str | None = None
 ) -> dict[str, int]:
-    """Open + in-progress tickets per assignee, in one query."""
+    """Open, in-progress and waiting tickets per assignee, in one query."""
     if not user_ids:
         return {}
     stmt = (
         select(Ticket.assigned_to, func.count())
-        .where(Ticket.assigned_to.in_(user_ids), Ticket.status.in_(OPEN_STATES))
+        .where(Ticket.assigned_to.in_(user_ids), Ticket.status.in_(LOAD_STATES))
         .group_by(Ticket.assigned_to)
     )
     if exclude_ticket_id is not None:

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Depends, Query, status
 
 from ticketing.deps import AdminUser, CurrentUser, SessionDep, SettingsDep, StaffUser
 from ticketing.errors import Forbidden
@@ -29,7 +30,14 @@ from ticketing.tickets.schemas import (
     TicketUpdate,
 )
 from ticketing.users.models import User
-from ticketing.vocabulary import AnalysisStatus, Priority, Role, TicketStatus, TicketType
+from ticketing.vocabulary import (
+    AnalysisStatus,
+    Priority,
+    Role,
+    Source,
+    TicketStatus,
+    TicketType,
+)
 
 router = APIRouter(tags=["tickets"], responses=UNAUTHORIZED)
 admin_router = APIRouter(prefix="/admin", tags=["admin"], responses={**UNAUTHORIZED, **FORBIDDEN})
@@ -57,20 +65,26 @@ def _filters(
     status: TicketStatus | None = None,
     priority: Priority | None = None,
     ticket_type: TicketType | None = None,
-    assigned_to: Id = None,
     created_by: Id = None,
     analysis_status: AnalysisStatus | None = None,
+    source: Source | None = None,
+    number: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     q: Annotated[str | None, Query(max_length=200)] = None,
 ) -> TicketFilters:
     return TicketFilters(
         status=status,
         priority=priority,
         ticket_type=ticket_type,
-        assigned_to=assigned_to,
         created_by=created_by,
         analysis_status=analysis_status,
+        source=source,
+        number=number,
         q=q or None,
     )
+
+
+# The filters both lists take (GET /tickets also filters by assignee).
+Filters = Annotated[TicketFilters, Depends(_filters)]
 
 
 CREATE_RESPONSES = rate_limited("Too many tickets filed in the last minute")
@@ -100,18 +114,13 @@ async def create_ticket(
 async def list_tickets(
     user: CurrentUser,
     session: SessionDep,
-    status: TicketStatus | None = None,
-    priority: Priority | None = None,
-    ticket_type: TicketType | None = None,
+    filters: Filters,
     assigned_to: Id = None,
-    created_by: Id = None,
-    analysis_status: AnalysisStatus | None = None,
-    q: Annotated[str | None, Query(max_length=200)] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
     order: Order = "newest",
 ) -> Page[TicketOut]:
-    filters = _filters(status, priority, ticket_type, assigned_to, created_by, analysis_status, q)
+    filters = replace(filters, assigned_to=assigned_to)
     rows = await service.list_tickets(
         session, user, filters, limit=limit, cursor=cursor, order=order
     )
@@ -125,12 +134,7 @@ async def list_tickets(
 async def moderator_tickets(
     user: StaffUser,
     session: SessionDep,
-    status: TicketStatus | None = None,
-    priority: Priority | None = None,
-    ticket_type: TicketType | None = None,
-    created_by: Id = None,
-    analysis_status: AnalysisStatus | None = None,
-    q: Annotated[str | None, Query(max_length=200)] = None,
+    filters: Filters,
     moderator_id: Id = None,
     limit: Limit = 50,
     cursor: Cursor = None,
@@ -141,7 +145,6 @@ async def moderator_tickets(
         if user.role != Role.admin:
             raise Forbidden("Only admins can look at another moderator's queue")
         queue_of = moderator_id
-    filters = _filters(status, priority, ticket_type, None, created_by, analysis_status, q)
     rows = await service.list_tickets(
         session, user, filters, limit=limit, cursor=cursor, order=order, queue_of=queue_of
     )

@@ -14,6 +14,7 @@ from ticketing.vocabulary import (
     VISIBLE,
     AnalysisStatus,
     Priority,
+    Source,
     StrictModel,
     TicketStatus,
     TicketType,
@@ -48,8 +49,10 @@ class TicketOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: str
+    number: int
     title: str
     description: str
+    source: Source
     status: TicketStatus
     priority: Priority | None
     ticket_type: TicketType | None
@@ -96,6 +99,7 @@ class CommentOut(BaseModel):
     author_id: str
     body: str
     internal: bool
+    source: Source
     created_at: datetime
 
 

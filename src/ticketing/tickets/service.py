@@ -98,7 +98,7 @@ async def create_ticket(
         now,
         "You are filing tickets too quickly; try again shortly",
     )
-    ticket = repo.add(
+    ticket = await repo.add(
         session,
         Ticket(
             id=new_id(),
