@@ -9,7 +9,8 @@ where every connection is this run's.
 A run that is killed leaves its database (and role) behind. A later run never drops it: the pid
 in a name only says which process created it on *some* machine or container sharing the server,
 so "no such process here" does not prove it is abandoned. Leftovers are listed at the end of the
-run instead (`leftovers`), for a person to drop.
+run instead (`leftovers`), for a person to drop: those that say (in their comment) they were
+made on this host by a process that is no longer running, and that nobody is connected to.
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ if not _IDENTIFIER.fullmatch(PREFIX) or len(PREFIX) > 32:
 RUN_NAME = f"{PREFIX}_{os.getpid()}_{secrets.token_hex(3)}"
 # Names any run with this prefix gives its objects: `<prefix>_<pid>_<hex>[_<purpose>]`.
 _ANY_RUN = re.compile(rf"{re.escape(PREFIX)}_(\d+)_[0-9a-f]{{6}}(_[a-z0-9_]+)?")
+
+# Every database and role is commented with where and by which process it was made.
+_HOST = socket.gethostname()
+_COMMENT = re.compile(r"ticketing test run: host (\S+), pid (\d+), ")
 
 _created_databases: set[str] = set()
 _created_roles: set[str] = set()
@@ -79,6 +84,24 @@ def sqlalchemy_url(database: str, user: str | None = None) -> str:
     return dsn(database, user).replace("postgresql://", "postgresql+asyncpg://", 1)
 
 
+def _comment() -> str:
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    return f"ticketing test run: host {_HOST}, pid {os.getpid()}, {started}"
+
+
+def _left_by_a_dead_local_process(comment: str | None) -> bool:
+    match = _COMMENT.match(comment or "")
+    if not match or match.group(1) != _HOST:
+        return False  # made elsewhere: whether its run still lives cannot be told from here
+    try:
+        os.kill(int(match.group(2)), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # a process of another user has that pid: maybe the run itself
+    return False
+
+
 async def _connect_admin() -> asyncpg.Connection:
     try:
         return await asyncpg.connect(ADMIN_DSN, timeout=5)
@@ -95,9 +118,7 @@ async def create_database(name: str) -> None:
         # Fails if the name exists: it is not ours then, and is left alone.
         await conn.execute(f'CREATE DATABASE "{name}"')
         _created_databases.add(name)
-        started = datetime.now(UTC).isoformat(timespec="seconds")
-        comment = f"ticketing test run: host {socket.gethostname()}, pid {os.getpid()}, {started}"
-        await conn.execute(f"COMMENT ON DATABASE \"{name}\" IS '{comment}'")
+        await conn.execute(f"COMMENT ON DATABASE \"{name}\" IS '{_comment()}'")
     finally:
         await conn.close()
 
@@ -123,6 +144,7 @@ async def create_role(name: str) -> None:
     try:
         await conn.execute(f'CREATE ROLE "{name}" LOGIN')
         _created_roles.add(name)
+        await conn.execute(f"COMMENT ON ROLE \"{name}\" IS '{_comment()}'")
     finally:
         await conn.close()
 
@@ -150,26 +172,27 @@ async def drop_role(name: str, databases: list[str]) -> None:
 
 
 async def leftovers() -> list[str]:
-    """Databases and roles named like a test run's that are not this run's and that nobody is
-    connected to: probably left by a run that was killed. Listed, never dropped."""
+    """Databases and roles of test runs (any run with this prefix, not this one) that were made
+    on this host by a process that has ended and that nobody is connected to: left by a run that
+    was killed. Listed, never dropped."""
     conn = await _connect_admin()
     try:
-        databases = await conn.fetch(
-            "SELECT datname AS name, shobj_description(oid, 'pg_database') AS about"
+        rows = await conn.fetch(
+            "SELECT 'database' AS kind, datname AS name,"
+            " shobj_description(oid, 'pg_database') AS about"
             " FROM pg_database d WHERE NOT EXISTS"
             " (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)"
-        )
-        roles = await conn.fetch(
-            "SELECT rolname AS name, NULL AS about FROM pg_roles r WHERE NOT EXISTS"
+            " UNION ALL"
+            " SELECT 'role', rolname, shobj_description(oid, 'pg_authid')"
+            " FROM pg_roles r WHERE NOT EXISTS"
             " (SELECT 1 FROM pg_stat_activity a WHERE a.usename = r.rolname)"
         )
     finally:
         await conn.close()
-    found = []
-    for kind, rows in (("database", databases), ("role", roles)):
-        for row in rows:
-            name = str(row["name"])
-            if _ANY_RUN.fullmatch(name) and not name.startswith(RUN_NAME):
-                about = f" ({row['about']})" if row["about"] else ""
-                found.append(f"{kind} {name}{about}")
-    return sorted(found)
+    return sorted(
+        f"{row['kind']} {row['name']} ({row['about']})"
+        for row in rows
+        if _ANY_RUN.fullmatch(row["name"])
+        and not row["name"].startswith(RUN_NAME)
+        and _left_by_a_dead_local_process(row["about"])
+    )
