@@ -4,7 +4,7 @@ POST /admin/jobs/retry-failed, and `ticketing jobs list|retry`."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from typer.testing import CliRunner
@@ -36,6 +36,10 @@ JOB_FIELDS = {
     "ticket_id",
 }
 REFUSED = "550 5.7.1 Relaying denied"
+
+
+def _at(timestamp: str) -> datetime:
+    return datetime.fromisoformat(timestamp)
 
 
 async def file_ticket(client, headers) -> str:
@@ -93,7 +97,7 @@ async def test_a_failed_job_is_listed_with_its_error_retried_and_then_done(
     assert retried["status"] == "queued"
     assert retried["attempts"] == 0 and retried["max_attempts"] == 2
     assert "Relaying denied" in retried["last_error"]
-    assert retried["updated_at"] > job["updated_at"]
+    assert _at(retried["updated_at"]) > _at(job["updated_at"])
     async with runtime.db.transaction() as session:
         row = await session.get(Job, job["id"])
         assert row is not None and row.run_after <= utcnow() and row.finished_at is None
@@ -251,7 +255,9 @@ def test_jobs_list_and_retry_from_the_command_line(database_url, smtp, tmp_path,
                     job.status = JobStatus.done if name == "done" else JobStatus.failed
                     job.attempts = job.max_attempts
                     job.last_error = f"RuntimeError: [bold]{name} broke"  # brackets: not markup
-                    job.created_at = utcnow() - timedelta(minutes=len(name))
+                    # Newest first: done, then failed, then other_failed.
+                    age = {"done": 1, "failed": 2, "other_failed": 3}[name]
+                    job.created_at = utcnow() - timedelta(minutes=age)
                 return {name: job.id for name, job in jobs.items()}
         finally:
             await runtime.close()
