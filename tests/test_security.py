@@ -131,6 +131,12 @@ RULES: dict[tuple[str, str], Rule] = {
     ),
     ("GET", "/admin/users/{user_id}"): Rule(admins(200)),
     ("PATCH", "/admin/users/{user_id}"): Rule(admins(200), body={"name": "Bob B."}),
+    ("GET", "/admin/jobs"): Rule(admins(200)),
+    ("GET", "/admin/jobs/{job_id}"): Rule(admins(200)),
+    ("POST", "/admin/jobs/retry-failed"): Rule(admins(202)),
+    # The job under test is the ticket's triage job, done: only an admin gets as far as the
+    # status check (409; only failed jobs are retried).
+    ("POST", "/admin/jobs/{job_id}/retry"): Rule(admins(409)),
 }
 
 
@@ -169,13 +175,17 @@ async def test_authorization_matrix(client, runtime, actors):
     await drain(runtime)
     r = await client.get(f"/tickets/{ticket_id}", headers=actors["admin"])
     assert r.json()["assigned_to"] == actors.ids["mod_py"], "the matrix assumes this routing"
+    async with runtime.db.transaction() as session:
+        job_id = (await session.scalars(select(Job.id).where(Job.kind == "triage_ticket"))).one()
 
     def headers_of(who: str) -> dict[str, str]:
         return {} if who == ANON else actors[who]
 
     failures = []
     for (method, template), rule in sorted(RULES.items()):
-        path = rule.path or template.format(ticket_id=ticket_id, user_id=actors.ids["bob"])
+        path = rule.path or template.format(
+            ticket_id=ticket_id, user_id=actors.ids["bob"], job_id=job_id
+        )
         method = "GET" if method == "MOUNT" else method
         for who in WHO:
             headers = headers_of(who)
@@ -432,7 +442,7 @@ async def raw_call(
 
 
 BODY_ROUTES = sorted(
-    (method, path.format(ticket_id=MISSING_ID, user_id=MISSING_ID))
+    (method, path.format(ticket_id=MISSING_ID, user_id=MISSING_ID, job_id=MISSING_ID))
     for method, path in RULES
     if method in ("POST", "PATCH", "PUT")
 )
