@@ -26,6 +26,7 @@ from ticketing.config import Settings, get_settings
 from ticketing.errors import AppError, DatabaseUnavailable
 from ticketing.flows import make_worker
 from ticketing.health import router as health_router
+from ticketing.mail.routes import router as mail_router
 from ticketing.jobs.routes import router as jobs_router
 from ticketing.middleware import (
     BodySizeLimitMiddleware,
@@ -106,6 +107,7 @@ def create_app(
     app.include_router(users_router)
     app.include_router(tickets_router)
     app.include_router(tickets_admin_router)
+    app.include_router(mail_router)
     app.include_router(jobs_router)
     app.include_router(web_router)
     app.mount("/static", static_files(), name="static")

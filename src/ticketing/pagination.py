@@ -82,10 +82,13 @@ def paginate(
     return stmt.limit(limit + 1)
 
 
-def page_of(rows: list[Any], limit: int) -> tuple[list[Any], str | None]:
-    """Split the limit+1 rows of `paginate` into the page and the next cursor."""
+def page_of(
+    rows: list[Any], limit: int, *, moment: str = "created_at"
+) -> tuple[list[Any], str | None]:
+    """Split the limit+1 rows of `paginate` into the page and the next cursor. `moment`: the
+    attribute the rows were sorted by, with their id (as given to `paginate`)."""
     if len(rows) <= limit:
         return rows, None
     rows = rows[:limit]
     last = rows[-1]
-    return rows, encode_cursor(last.created_at, last.id)
+    return rows, encode_cursor(getattr(last, moment), last.id)

@@ -38,6 +38,7 @@ SEND_SIGN_IN_CODE = JobKind("send_sign_in_code", max_attempts=5)
 __all__ = [
     "decode_access_token",
     "deliver_code",
+    "may_sign_up",
     "logout",
     "request_code",
     "user_for_claims",
@@ -45,7 +46,8 @@ __all__ = [
 ]
 
 
-def _may_sign_up(settings: Settings, email: str) -> bool:
+def may_sign_up(settings: Settings, email: str) -> bool:
+    """Whether an address without an account may get one (SIGNUP_MODE, ALLOWED_EMAIL_DOMAINS)."""
     if settings.signup_mode != "open" and email not in settings.admin_email_list:
         return False
     domains = settings.allowed_domain_list
@@ -99,7 +101,7 @@ async def deliver_code(session: AsyncSession, settings: Settings, email: str, co
     if user is not None and not user.is_active:
         log.info("sign-in code not sent: account deactivated")
         return False
-    if user is None and not _may_sign_up(settings, email):
+    if user is None and not may_sign_up(settings, email):
         log.info("sign-in code not sent: sign-up not allowed for this address")
         return False
     message = notifications.render_email(
@@ -133,7 +135,7 @@ async def verify_code(
 
     user = await users_repo.get_by_email(session, email)
     if user is None:
-        if not _may_sign_up(settings, email):
+        if not may_sign_up(settings, email):
             raise BadRequest(INVALID_CODE, keep_changes=True)
         user = await users_service.create_user(session, email=email)
     if not user.is_active:

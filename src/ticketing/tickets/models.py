@@ -22,6 +22,7 @@ class EventKind(StrEnum):
     updated = "updated"
     commented = "commented"
     emailed = "emailed"
+    attachments_dropped = "attachments_dropped"  # files of a mail that were over the cap
 
 
 class Ticket(IdMixin, TimestampMixin, Base):

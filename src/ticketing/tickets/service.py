@@ -75,6 +75,34 @@ async def open_loads(
     return await repo.open_loads(session, user_ids, exclude_ticket_id)
 
 
+async def find_by_message_ids(session: AsyncSession, message_ids: Sequence[str]) -> Ticket | None:
+    """The ticket whose conversation has one of `message_ids` (the latest such message's)."""
+    found = await repo.find_message(session, message_ids)
+    return None if found is None else await repo.get(session, found.ticket_id)
+
+
+async def find_by_number(session: AsyncSession, number: int) -> Ticket | None:
+    return await repo.get_by_number(session, number)
+
+
+async def knows_message(session: AsyncSession, message_id: str) -> bool:
+    """Whether this Message-ID is already part of a ticket's conversation (sent or received)."""
+    return await repo.find_message(session, [message_id]) is not None
+
+
+def note_dropped_attachments(
+    session: AsyncSession, ticket: Ticket, names: Sequence[str], *, internal: bool
+) -> None:
+    """Files that came with a mail but were not kept (over the size cap): say so on the ticket."""
+    repo.add_event(
+        session,
+        ticket.id,
+        EventKind.attachments_dropped,
+        data={"names": list(names)},
+        internal=internal,
+    )
+
+
 async def get_visible(
     session: AsyncSession, user: User, ticket_id: str, *, for_update: bool = False
 ) -> Ticket:

@@ -8,6 +8,7 @@ import { renderTicket } from './views/ticket.js';
 import { renderNewTicket, clearDraft } from './views/new-ticket.js';
 import { renderPeople } from './views/people.js';
 import { renderJobs } from './views/jobs.js';
+import { renderInbound } from './views/inbound.js';
 
 const APP_NAME = document.querySelector('meta[name="application-name"]').content;
 const main = document.getElementById('main');
@@ -33,7 +34,7 @@ function parseHash() {
 function navItems(me) {
   if (me.role === 'admin') {
     return [['#/tickets', 'All tickets'], ['#/queue', 'My queue'], ['#/people', 'People'],
-      ['#/jobs', 'Jobs'], ['#/new', 'New ticket']];
+      ['#/jobs', 'Jobs'], ['#/inbound', 'Inbound mail'], ['#/new', 'New ticket']];
   }
   if (me.role === 'moderator') {
     return [['#/queue', 'My queue'], ['#/tickets', 'Filed by me'], ['#/new', 'New ticket']];
@@ -124,6 +125,8 @@ async function route({ focus = true } = {}) {
       await renderPeople(main, ctx, params);
     } else if (path === '/jobs' && state.me.role === 'admin') {
       await renderJobs(main, ctx, params);
+    } else if (path === '/inbound' && state.me.role === 'admin') {
+      await renderInbound(main, ctx, params);
     } else {
       ctx.setTitle('Not found');
       main.append(h('section', { class: 'page' },

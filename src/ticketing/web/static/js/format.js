@@ -2,7 +2,8 @@
 import { h } from './dom.js';
 
 export const STATUS = {
-  open: 'Open', in_progress: 'In progress', resolved: 'Resolved', closed: 'Closed',
+  open: 'Open', in_progress: 'In progress', waiting: 'Waiting on requester', resolved: 'Resolved',
+  closed: 'Closed',
 };
 export const PRIORITY = { low: 'Low', medium: 'Medium', high: 'High', urgent: 'Urgent' };
 export const TYPE = {
@@ -91,4 +92,13 @@ export function personName(ctx, id, fallback = 'someone', { short = false } = {}
   if (!person) return fallback;
   if (!person.name) return person.email;
   return short ? person.name : `${person.name} (${person.email})`;
+}
+
+/** "#123", and an envelope for tickets that came by email. */
+export function ticketNumber(ticket) {
+  return h('span', { class: 'ticket-number' },
+    ticket.source === 'email'
+      ? h('span', { class: 'source-email', title: 'Came by email', role: 'img', 'aria-label': 'by email' }, '✉ ')
+      : null,
+    `#${ticket.number}`);
 }

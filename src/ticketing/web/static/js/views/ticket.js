@@ -6,7 +6,7 @@ import {
   setFormError,
 } from '../dom.js';
 import {
-  PRIORITY, ROLE, STATUS, TYPE, analyser, analysisBadge, options, personName, priorityBadge, skillChips,
+  PRIORITY, ROLE, STATUS, TYPE, analyser, analysisBadge, options, ticketNumber, personName, priorityBadge, skillChips,
   statusBadge, typeBadge, when,
 } from '../format.js';
 
@@ -16,8 +16,9 @@ const POLL_MS = 2000;
 // allowed_actions) decides which controls appear; the page only chooses their words.
 function moveLabel(ctx, ticket, to) {
   const from = ticket.status;
-  if (to === 'in_progress') return 'Start work';
+  if (to === 'in_progress') return from === 'waiting' ? 'Resume work' : 'Start work';
   if (to === 'resolved') return 'Resolve';
+  if (to === 'waiting') return 'Wait for requester';
   if (to === 'open') return from === 'resolved' ? 'Reopen' : 'Back to open';
   const requester = ticket.created_by === ctx.me.id && !ctx.isAdmin;
   if (from !== 'resolved' && requester) return 'Withdraw ticket';
@@ -84,6 +85,7 @@ export async function renderTicket(root, ctx, ticketId) {
     const { ticket } = data;
     ctx.setTitle(ticket.title);
     replace(heading,
+      h('p', { class: 'ticket-ref' }, ticketNumber(ticket)),
       h('h1', { tabindex: '-1', id: 'ticket-title' }, ticket.title),
       h('div', { class: 'badges' },
         statusBadge(ticket.status), priorityBadge(ticket.priority), typeBadge(ticket.ticket_type),
@@ -319,6 +321,7 @@ function comment(ctx, ticket, c) {
     h('div', { class: 'comment-meta' },
       h('strong', null, authorName(ctx, ticket, c.author_id)),
       c.internal ? h('span', { class: 'badge internal-badge' }, 'Internal note · staff only') : null,
+      c.source === 'email' ? h('span', { class: 'comment-source' }, '✉ by email') : null,
       when(c.created_at)),
     h('div', { class: 'comment-body' }, c.body));
 }
@@ -358,7 +361,10 @@ function buildReplyForm(ctx, path, staff, onPosted) {
   return form;
 }
 
-const EMAIL_KINDS = { assignment: 'assignment', resolved: 'ticket resolved', otp: 'sign-in code' };
+const EMAIL_KINDS = {
+  assignment: 'assignment', resolved: 'ticket resolved', otp: 'sign-in code',
+  acknowledgement: 'acknowledgement', reply: 'reply',
+};
 
 function timelineItem(ctx, ticket, e) {
   const d = e.data || {};
@@ -366,7 +372,7 @@ function timelineItem(ctx, ticket, e) {
   let text;
   switch (e.kind) {
     case 'created':
-      text = 'Ticket filed';
+      text = d.source === 'email' ? 'Ticket filed by email' : 'Ticket filed';
       break;
     case 'analysed':
       text = d.outcome === 'ai'
@@ -389,7 +395,10 @@ function timelineItem(ctx, ticket, e) {
       text = `Changed ${Object.entries(d).map(([k, v]) => `${k.replace('_', ' ')}: ${fmt(v && v.from)} → ${fmt(v && v.to)}`).join('; ')}`;
       break;
     case 'commented':
-      text = d.internal ? 'Internal note added' : 'Reply posted';
+      text = `${d.internal ? 'Internal note added' : 'Reply posted'}${d.source === 'email' ? ' by email' : ''}`;
+      break;
+    case 'attachments_dropped':
+      text = `Files not kept (over the size limit): ${(d.names || []).join(', ')}`;
       break;
     case 'emailed':
       text = `Emailed ${d.to || 'someone'} (${EMAIL_KINDS[d.kind] || d.kind || 'notification'})`;

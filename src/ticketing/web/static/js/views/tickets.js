@@ -2,7 +2,7 @@
 import { get, post } from '../api.js';
 import { announce, busy, h, nextId, replace, select } from '../dom.js';
 import {
-  ANALYSIS, PRIORITY, STATUS, TYPE, analysisBadge, options, personName, priorityBadge,
+  ANALYSIS, PRIORITY, STATUS, TYPE, analysisBadge, options, personName, priorityBadge, ticketNumber,
   statusBadge, typeBadge, when,
 } from '../format.js';
 
@@ -196,7 +196,8 @@ function assigneeCell(ctx, ticket) {
 
 function table(ctx, config, items) {
   const columns = [
-    ['Ticket', (t) => h('a', { href: `#/tickets/${encodeURIComponent(t.id)}`, class: 'ticket-link' }, t.title)],
+    ['Ticket', (t) => h('span', { class: 'ticket-cell' }, ticketNumber(t), ' ',
+      h('a', { href: `#/tickets/${encodeURIComponent(t.id)}`, class: 'ticket-link' }, t.title))],
     ['Status', (t) => statusBadge(t.status)],
     ['Priority', (t) => priorityBadge(t.priority)],
     ['Type', (t) => typeBadge(t.ticket_type)],
