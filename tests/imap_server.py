@@ -8,8 +8,8 @@ reachable by it: not under pytest's 0700 temp root); `chroot` must be empty for 
 anvil outside the packaged layout; `dovecot -c CONF` starts it, and killing the pid in
 `base_dir/master.pid` stops it. Mail is delivered with IMAP APPEND.
 
-Each test takes a mailbox of its own (`new_mailbox()`: a new user, so a fresh INBOX), so tests
-never see each other's mail and need no cleanup.
+Each test takes a mailbox of its own (`new_mailbox()`: another user, so a fresh INBOX), so
+tests never see each other's mail and need no cleanup.
 """
 
 from __future__ import annotations
@@ -34,6 +34,12 @@ from .smtp_server import free_port
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 PASSWORD = "imap-secret"
+PREPARED_USERS = 500
+
+
+def _user(n: int) -> str:
+    return f"support{n}@example.com"
+
 
 CONFIG = """\
 base_dir = {base}/run
@@ -172,7 +178,10 @@ class DovecotServer:
         mail = self.base / "mail"
         mail.mkdir(exist_ok=True)
         os.chown(mail, dovecot.pw_uid, dovecot.pw_gid)
-        (self.base / "passwd").touch()
+        (self.base / "passwd").write_text(
+            "".join(f"{_user(n)}:{{PLAIN}}{PASSWORD}\n" for n in range(1, PREPARED_USERS + 1)),
+            encoding="utf-8",
+        )
         capability = f"imap_capability = {self.capabilities}" if self.capabilities else ""
         config = self.base / "dovecot.conf"
         config.write_text(
@@ -240,9 +249,10 @@ class DovecotServer:
         self.stop()
         shutil.rmtree(self.base, ignore_errors=True)
 
-    def new_mailbox(self, user: str | None = None) -> Mailbox:
-        """A new user with an empty mailbox (Dovecot re-reads the passwd-file when it changes)."""
-        name = user or f"support{next(self._users)}@example.com"
-        with (self.base / "passwd").open("a", encoding="utf-8") as f:
-            f.write(f"{name}:{{PLAIN}}{PASSWORD}\n")
-        return Mailbox(self, name)
+    def new_mailbox(self) -> Mailbox:
+        """A user of its own, with an empty mailbox. The users are written before the server
+        starts: Dovecot notices a changed passwd-file by its mtime, in whole seconds."""
+        n = next(self._users)
+        if n > PREPARED_USERS:
+            raise RuntimeError(f"more than {PREPARED_USERS} mailboxes asked of one server")
+        return Mailbox(self, _user(n))

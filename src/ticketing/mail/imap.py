@@ -17,6 +17,7 @@ import contextlib
 import imaplib
 import socket
 import ssl
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -237,11 +238,20 @@ class MailboxConnection:
             self._idling = True
 
     def idle_wait(self, timeout: float) -> bool:
-        """Wait up to `timeout` seconds in IDLE; True when the server announced new mail."""
+        """Wait up to `timeout` seconds in IDLE; True when it is time to look at the mailbox:
+        new mail was announced, the server said BYE, or the socket woke with nothing to say.
+
+        IMAPClient's idle_check swallows a closed connection (it returns no responses, at
+        once, forever): an early return without responses is treated as a wake-up, and
+        ending IDLE then either works (a harmless extra pass) or raises (an outage)."""
+        started = time.monotonic()
         with self._errors():
             responses = self._require().idle_check(timeout=timeout)
+        if not responses:
+            return time.monotonic() - started < timeout / 2
         return any(
-            isinstance(r, tuple) and len(r) >= 2 and r[1] in (b"EXISTS", b"RECENT")
+            isinstance(r, tuple)
+            and (r[0] == b"BYE" or (len(r) >= 2 and r[1] in (b"EXISTS", b"RECENT")))
             for r in responses
         )
 
