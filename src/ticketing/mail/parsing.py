@@ -110,10 +110,10 @@ def _parse(raw: bytes, max_attachments: int) -> ParsedEmail:
         raise UnreadableEmail("no headers: not an email message")
 
     from_address, from_name = _from(msg)
-    body_parts, attachment_parts = _classify_parts(msg)
+    parts = _walk(msg)
+    text, attachment_parts = _classify_parts(parts)
     if len(attachment_parts) > max_attachments:
         raise UnreadableEmail(f"too many attachments ({len(attachment_parts)} > {max_attachments})")
-    text = _body_text(body_parts)
     return ParsedEmail(
         message_id=_message_id(_raw_header(msg, "Message-ID")),
         in_reply_to=_message_ids(_raw_header(msg, "In-Reply-To")),
@@ -124,8 +124,8 @@ def _parse(raw: bytes, max_attachments: int) -> ParsedEmail:
         subject=one_line(_header_text(msg, "Subject")),
         text=text,
         reply_text=strip_reply(text),
-        attachments=[_attachment(part) for part in attachment_parts],
-        auto_reason=_auto_reason(msg, from_address),
+        attachments=[_attachment(part, ctype) for part, ctype in attachment_parts],
+        auto_reason=_auto_reason(msg, parts, from_address),
         size=len(raw),
     )
 
@@ -212,7 +212,7 @@ def _addresses(msg: Message, names: tuple[str, ...]) -> list[str]:
     return found
 
 
-def _auto_reason(msg: Message, from_address: str | None) -> str | None:
+def _auto_reason(msg: Message, parts: list[Part], from_address: str | None) -> str | None:
     """Why this message is automatic or a bounce (RFC 3834 and common practice), else None."""
     auto_submitted = one_line(_raw_header(msg, "Auto-Submitted")).lower()
     if auto_submitted and auto_submitted.split(";")[0].strip() != "no":
@@ -227,12 +227,12 @@ def _auto_reason(msg: Message, from_address: str | None) -> str | None:
         return f"bounce: sent by {from_address}"
     if _raw_header(msg, "Return-Path").strip() == "<>":
         return "bounce: empty Return-Path"
-    if msg.get_content_type() == "multipart/report":
+    if parts[0][1] == "multipart/report":
         report_type = str(msg.get_param("report-type", "") or "").lower()
         if report_type == "delivery-status":
             return "bounce: delivery status report"
-    for part in _walk(msg):
-        if part.get_content_type() in ("message/delivery-status", "message/global-delivery-status"):
+    for _part, ctype in parts:
+        if ctype in ("message/delivery-status", "message/global-delivery-status"):
             return "bounce: delivery status report"
     return None
 
@@ -240,21 +240,28 @@ def _auto_reason(msg: Message, from_address: str | None) -> str | None:
 # --- MIME parts ------------------------------------------------------------------------------
 
 
-def _walk(msg: Message) -> list[Message]:
+# A MIME part and its content type, read once (policy.default parses a header at each access).
+Part = tuple[Message, str]
+
+
+def _walk(msg: Message) -> list[Part]:
     """Every part, depth first, without descending into attached messages; bounded."""
-    parts: list[Message] = []
+    parts: list[Part] = []
     stack: list[tuple[Message, int]] = [(msg, 0)]
     while stack:
         part, depth = stack.pop()
-        parts.append(part)
+        ctype = part.get_content_type().lower()
+        parts.append((part, ctype))
         if len(parts) > MAX_PARTS:
             raise UnreadableEmail(f"too many MIME parts (over {MAX_PARTS})")
         if depth > MAX_DEPTH:
             raise UnreadableEmail(f"MIME parts nested deeper than {MAX_DEPTH}")
-        if part.get_content_maintype() == "multipart" and part.is_multipart():
+        if ctype.startswith("multipart/") and part.is_multipart():
             children = part.get_payload()
             if isinstance(children, list):
-                stack.extend((child, depth + 1) for child in reversed(children))
+                stack.extend(
+                    (child, depth + 1) for child in reversed(children) if isinstance(child, Message)
+                )
     return parts
 
 
@@ -263,25 +270,27 @@ def _is_attachment(part: Message) -> bool:
     return disposition == "attachment" or _safe_filename(part) is not None
 
 
-def _classify_parts(msg: Message) -> tuple[list[Message], list[Message]]:
-    """The parts that make up the text (plain ones, else HTML ones), and the attachments."""
-    plain: list[Message] = []
+def _classify_parts(parts: list[Part]) -> tuple[str, list[Part]]:
+    """The message's text (its plain parts, else its HTML parts as text), and its attachments."""
+    plain: list[str] = []
     html: list[Message] = []
-    attachments: list[Message] = []
-    for part in _walk(msg):
-        if part.get_content_maintype() == "multipart" and part.is_multipart():
+    attachments: list[Part] = []
+    for part, ctype in parts:
+        if ctype.startswith("multipart/") and part.is_multipart():
             continue
-        ctype = part.get_content_type()
-        if _is_attachment(part) or ctype not in ("text/plain", "text/html"):
+        if ctype not in ("text/plain", "text/html") or _is_attachment(part):
             if ctype == "message/rfc822" or not part.is_multipart():
-                attachments.append(part)
+                attachments.append((part, ctype))
             continue
-        (plain if ctype == "text/plain" else html).append(part)
+        if ctype == "text/plain":
+            plain.append(_decoded_text(part))
+        else:
+            html.append(part)
     # multipart/alternative offers the same text twice: plain wins, HTML only when there is no
     # plain text at all, or the plain text is empty (some clients send an empty plain part).
-    if plain and any(_decoded_text(p).strip() for p in plain):
-        return plain, attachments
-    return html, attachments
+    if not any(text.strip() for text in plain):
+        plain = [_html_to_text(_decoded_text(part)) for part in html]
+    return _join_texts(plain), attachments
 
 
 def _decode(payload: bytes, charset: str | None) -> str:
@@ -321,14 +330,9 @@ def _html_to_text(html: str) -> str:
         return ""
 
 
-def _body_text(parts: list[Message]) -> str:
-    texts = []
-    for part in parts:
-        text = _decoded_text(part)
-        if part.get_content_type() == "text/html":
-            text = _html_to_text(text)
-        texts.append("\n".join(line.rstrip() for line in text.split("\n")).strip("\n"))
-    return "\n\n".join(t for t in texts if t.strip()).strip()
+def _join_texts(texts: list[str]) -> str:
+    cleaned = ["\n".join(line.rstrip() for line in t.split("\n")).strip("\n") for t in texts]
+    return "\n\n".join(t for t in cleaned if t.strip()).strip()
 
 
 _PATH_SEPARATORS = re.compile(r"[\\/]")
@@ -346,8 +350,7 @@ def _safe_filename(part: Message) -> str | None:
     return name[:200] or None
 
 
-def _attachment(part: Message) -> IncomingAttachment:
-    ctype = part.get_content_type().lower()
+def _attachment(part: Message, ctype: str) -> IncomingAttachment:
     if ctype == "message/rfc822":
         payload = part.get_payload()
         inner = payload[0] if isinstance(payload, list) and payload else None
