@@ -176,6 +176,8 @@ class Settings(BaseSettings):
             missing = [n.upper() for n in ("imap_host", "imap_user") if not getattr(self, n)]
             if missing:
                 raise ValueError(f"INBOUND_EMAIL=imap needs {' and '.join(missing)}")
+            if self.imap_done_folder.strip().lower() == self.imap_folder.strip().lower():
+                raise ValueError("IMAP_DONE_FOLDER must differ from IMAP_FOLDER")
         return self
 
     def require_mailbox(self) -> None:
