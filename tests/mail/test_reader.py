@@ -257,3 +257,15 @@ async def _rows_are(runtime: Runtime, n: int) -> bool:
 
 async def _health_is(runtime: Runtime, status: str) -> bool:
     return (await state.mailbox_health(runtime.db))["status"] == status
+
+
+async def test_each_senders_mail_is_handled_in_order(
+    runtime: Runtime, mailbox: Mailbox, handler: StubHandler
+):
+    senders = ["a@example.com", "b@example.com", "c@example.com"]
+    mailbox.append([message(n, sender=senders[n % 3]) for n in range(1, 31)])
+    assert await make_reader(runtime, handler, "ordered").fetch_once() == {"ticket": 30}
+    uid = {key: int(key.split(":")[1]) for key in handler.calls}
+    for first in range(3):  # message n is uid n; sender = n % 3
+        theirs = [uid[k] for k in handler.calls if uid[k] % 3 == first]
+        assert theirs == sorted(theirs) and len(theirs) == 10

@@ -26,6 +26,9 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from email.utils import parseaddr
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -57,6 +60,8 @@ IDLE_CHECK_SECONDS = 1.0
 # RFC 2177: re-issue IDLE at least every 29 minutes.
 IDLE_MAX_SECONDS = 25 * 60.0
 KEY_QUERY_CHUNK = 500
+# Messages of different senders handled at once (a database round trip each, mostly waiting).
+HANDLE_CONCURRENCY = 4
 
 
 class MailboxBusy(Exception):
@@ -65,6 +70,25 @@ class MailboxBusy(Exception):
 
 class LeaseLost(Exception):
     """Our lease could not be renewed: another process may read the mailbox now."""
+
+
+def _by_sender(
+    messages: Sequence[WaitingMessage], bodies: dict[int, bytes]
+) -> list[list[WaitingMessage]]:
+    """The batch split by From address (read from the headers only), in mailbox order."""
+    groups: dict[str, list[WaitingMessage]] = {}
+    for message in messages:
+        groups.setdefault(_sender(bodies[message.uid]), []).append(message)
+    return list(groups.values())
+
+
+def _sender(raw: bytes) -> str:
+    head = raw[: raw.find(b"\r\n\r\n") if b"\r\n\r\n" in raw[:65536] else 65536]
+    try:
+        value = BytesHeaderParser(policy=compat32).parsebytes(head).get("From", "")
+        return parseaddr(str(value))[1].lower()
+    except Exception:
+        return ""
 
 
 def _is_database_failure(exc: BaseException) -> bool:
@@ -249,18 +273,38 @@ class MailboxReader:
         for batch in body_batches(readable):
             if self._stopping.is_set():
                 break
-            bodies = await self._io(connection.fetch_bodies, [m.uid for m in batch])
-            finished: list[int] = []
-            for message in batch:
-                raw = bodies.get(message.uid)
-                if raw is None:  # expunged by someone else meanwhile
-                    continue
-                outcome = await self._handle(message, raw)
-                counts[outcome or "failed"] += 1
-                if outcome is not None:
-                    finished.append(message.uid)
-            await self._io(connection.finish, finished)
+            await self._read_batch(connection, batch, counts)
         return counts
+
+    async def _read_batch(
+        self, connection: MailboxConnection, batch: list[WaitingMessage], counts: Counter[str]
+    ) -> None:
+        """Fetch a batch's bodies, handle them, move what was handled.
+
+        Senders are handled in parallel, each sender's mail in mailbox order (a follow-up
+        after its first message). Mail expunged by someone else meanwhile has no body and is
+        skipped. If the batch stops early (a database error), nothing is moved now: the next
+        pass finds the log rows of what was handled and moves it then.
+        """
+        bodies = await self._io(connection.fetch_bodies, [m.uid for m in batch])
+        finished: list[int] = []
+        slots = asyncio.Semaphore(HANDLE_CONCURRENCY)
+
+        async def handle_in_order(messages: list[WaitingMessage]) -> None:
+            async with slots:
+                for message in messages:
+                    outcome = await self._handle(message, bodies[message.uid])
+                    counts[outcome or "failed"] += 1
+                    if outcome is not None:
+                        finished.append(message.uid)
+
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                for messages in _by_sender([m for m in batch if m.uid in bodies], bodies):
+                    tasks.create_task(handle_in_order(messages))
+        except BaseExceptionGroup as group_error:
+            raise group_error.exceptions[0] from None
+        await self._io(connection.finish, sorted(finished))
 
     async def _handled(self, waiting: Sequence[WaitingMessage]) -> set[str]:
         keys = [m.key for m in waiting]
