@@ -228,6 +228,9 @@ async def amain(args: argparse.Namespace) -> None:
                     "worker", ticketing_cli("worker"), env=service_env(settings), cwd=workdir
                 )
                 await wait_reading(db)
+                # One-time costs (first imports, the reply parser's patterns) stay out of it.
+                log("mail: warm-up (20 messages)")
+                await mail_round(db, mailbox, worker.pid, 20, "warmup")
                 log("mail: empty done folder")
                 empty = await mail_round(db, mailbox, worker.pid, args.messages, "empty")
                 await fill_handled(db, mailbox, args.handled)
