@@ -9,7 +9,19 @@ from typer.testing import CliRunner
 
 from ticketing.cli import app
 
-SETTINGS_ENV = ("SECRET_KEY", "DEBUG", "DATABASE_URL", "AI_PROVIDER", "SMTP_HOST", "ADMIN_EMAILS")
+SETTINGS_ENV = (
+    "SECRET_KEY",
+    "DEBUG",
+    "DATABASE_URL",
+    "AI_PROVIDER",
+    "SMTP_HOST",
+    "ADMIN_EMAILS",
+    "INBOUND_EMAIL",
+    "IMAP_HOST",
+    "IMAP_USER",
+    "IMAP_FOLDER",
+    "IMAP_DONE_FOLDER",
+)
 
 
 @pytest.fixture
@@ -57,3 +69,33 @@ def test_the_server_and_the_worker_refuse_to_start_without_a_key(bare_env, comma
     assert result.exit_code == 2
     assert "SECRET_KEY is not set" in result.output
     assert not (bare_env / "ticketing.db").exists()  # refused before touching anything
+
+
+def test_mail_fetch_without_a_mailbox_says_how_to_configure_one(bare_env):
+    result = run("mail", "fetch")
+    assert result.exit_code == 2  # a configuration error, as for every command
+    assert "INBOUND_EMAIL" in result.output and "IMAP_HOST" in result.output
+    assert "SECRET_KEY" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"INBOUND_EMAIL": "imap"}, "INBOUND_EMAIL=imap needs IMAP_HOST and IMAP_USER"),
+        (
+            {
+                "INBOUND_EMAIL": "imap",
+                "IMAP_HOST": "h",
+                "IMAP_USER": "u",
+                "IMAP_DONE_FOLDER": "inbox",
+            },
+            "IMAP_DONE_FOLDER must differ from IMAP_FOLDER",
+        ),
+    ],
+)
+def test_mail_fetch_with_an_incomplete_mailbox_configuration(bare_env, monkeypatch, env, message):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = run("mail", "fetch")
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())

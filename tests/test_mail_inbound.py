@@ -158,8 +158,13 @@ async def test_staff_reply_by_mail_goes_on_to_the_requester_or_stays_an_internal
     await drain(runtime)
     ticket = await ticket_of(client, actors, tid)
     staff_email = next(
-        e for e, k in (("mod.py@example.com", "mod_py"), ("mod.web@example.com", "mod_web"),
-                       ("admin@example.com", "admin")) if actors.ids[k] == ticket["assigned_to"]
+        e
+        for e, k in (
+            ("mod.py@example.com", "mod_py"),
+            ("mod.web@example.com", "mod_web"),
+            ("admin@example.com", "admin"),
+        )
+        if actors.ids[k] == ticket["assigned_to"]
     )
     [assigned] = smtp.to(staff_email)
     smtp.clear()
@@ -197,9 +202,7 @@ async def test_nobody_writes_into_someone_elses_ticket(client, runtime, actors):
     assert await comments(client, actors, first.ticket_id) == []
 
 
-async def test_a_reply_to_a_closed_ticket_becomes_a_new_one_that_names_it(
-    client, runtime, actors
-):
+async def test_a_reply_to_a_closed_ticket_becomes_a_new_one_that_names_it(client, runtime, actors):
     first = await deliver(runtime, mail("alice@example.com", "Wifi", "No wifi."))
     tid = first.ticket_id
     number = (await ticket_of(client, actors, tid))["number"]
@@ -222,9 +225,7 @@ async def test_a_reply_to_a_closed_ticket_becomes_a_new_one_that_names_it(
         ({}, SUPPORT),
     ],
 )
-async def test_automatic_mail_bounces_and_our_own_mail_are_ignored(
-    runtime, smtp, headers, sender
-):
+async def test_automatic_mail_bounces_and_our_own_mail_are_ignored(runtime, smtp, headers, sender):
     entry = await deliver(runtime, mail(sender, "Out of office", "Back Monday", headers=headers))
     assert entry.outcome == "ignored" and entry.reason and entry.ticket_id is None
     await drain(runtime)
@@ -272,7 +273,14 @@ async def test_admins_see_every_message_and_what_became_of_it(client, runtime, a
     assert [i["outcome"] for i in items] == ["ignored", "ticket"]  # newest first
     assert items[1]["from"] == "alice@example.com" and items[1]["subject"] == "Real"
     assert set(items[0]) == {
-        "id", "message_id", "from", "subject", "received_at", "outcome", "reason", "ticket_id",
+        "id",
+        "message_id",
+        "from",
+        "subject",
+        "received_at",
+        "outcome",
+        "reason",
+        "ticket_id",
     }
     r = await client.get(
         "/admin/inbound-emails", params={"outcome": "ignored"}, headers=actors["admin"]
@@ -286,7 +294,8 @@ async def test_admins_see_every_message_and_what_became_of_it(client, runtime, a
 async def test_outgoing_ticket_mail_is_recorded_for_threading(client, runtime, smtp, actors):
     await create_user(runtime, "carol@example.com", Role.user)
     r = await client.post(
-        "/tickets", json={"title": "Web ticket", "description": "filed on the page"},
+        "/tickets",
+        json={"title": "Web ticket", "description": "filed on the page"},
         headers=actors["alice"],
     )
     tid = r.json()["id"]
@@ -295,8 +304,11 @@ async def test_outgoing_ticket_mail_is_recorded_for_threading(client, runtime, s
     assert sent and all(m.subject.startswith(f"[#{r.json()['number']}]") for m in sent)
     async with runtime.db.transaction() as session:
         recorded = set(
-            (await session.scalars(select(TicketMessage.message_id).where(
-                TicketMessage.ticket_id == tid))).all()
+            (
+                await session.scalars(
+                    select(TicketMessage.message_id).where(TicketMessage.ticket_id == tid)
+                )
+            ).all()
         )
     assert {m.message["Message-ID"] for m in sent} <= recorded
 

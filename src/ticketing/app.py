@@ -24,10 +24,10 @@ from starlette.routing import Match
 from ticketing.auth.routes import router as auth_router
 from ticketing.config import Settings, get_settings
 from ticketing.errors import AppError, DatabaseUnavailable
-from ticketing.flows import make_worker
+from ticketing.flows import make_worker, reading_mailbox
 from ticketing.health import router as health_router
-from ticketing.mail.routes import router as mail_router
 from ticketing.jobs.routes import router as jobs_router
+from ticketing.mail.routes import router as mail_router
 from ticketing.middleware import (
     BodySizeLimitMiddleware,
     RequestContextMiddleware,
@@ -77,12 +77,16 @@ def create_app(
             freeze_startup_heap()
         worker_task = None
         worker = None
+        mailbox = contextlib.AsyncExitStack()
         if settings.worker == "embedded":
             worker = make_worker(rt, name="embedded")
             worker_task = asyncio.create_task(worker.run())
+            # The mailbox is read wherever the job worker runs.
+            await mailbox.enter_async_context(reading_mailbox(rt))
         try:
             yield
         finally:
+            await mailbox.aclose()
             if worker is not None and worker_task is not None:
                 worker.stop()
                 with contextlib.suppress(Exception):

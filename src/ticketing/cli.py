@@ -1,4 +1,4 @@
-"""The `ticketing` command: serve, worker, db, users, rerun-ai, eval, triage, jobs.
+"""The `ticketing` command: serve, worker, db, users, rerun-ai, eval, triage, jobs, mail.
 
 Each domain's commands live beside its services (`tickets/commands.py`, `triage/commands.py`)
 and go through those services, as the API does.
@@ -20,6 +20,7 @@ from ticketing.console import command_settings, console, err_console, run_async
 from ticketing.errors import ConfigurationError
 from ticketing.jobs import commands as job_commands
 from ticketing.logging_setup import configure_logging
+from ticketing.mail import commands as mail_commands
 from ticketing.tickets import commands as ticket_commands
 from ticketing.triage import commands as triage_commands
 from ticketing.vocabulary import Role
@@ -32,6 +33,7 @@ app.add_typer(users_app, name="users")
 ticket_commands.register(app)
 triage_commands.register(app)
 job_commands.register(app)
+mail_commands.register(app)
 
 
 @app.command()
@@ -87,7 +89,8 @@ def print_welcome(settings: Settings, host: str, port: int) -> None:
 def worker(
     concurrency: Annotated[int | None, typer.Option(help="Jobs in flight at once")] = None,
 ) -> None:
-    """Run jobs only (triage, email). Start as many as you like against PostgreSQL."""
+    """Run jobs (triage, email) and, with INBOUND_EMAIL=imap, read the support mailbox.
+    Start as many as you like against PostgreSQL (one at a time reads the mailbox)."""
     from ticketing import flows
     from ticketing.runtime import build_runtime, freeze_startup_heap
 
@@ -102,7 +105,8 @@ def worker(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, w.stop)
         try:
-            await w.run()
+            async with flows.reading_mailbox(runtime):
+                await w.run()
         finally:
             await runtime.close()
 

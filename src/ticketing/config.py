@@ -86,6 +86,21 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(1.0, gt=0, le=60)
     job_lease_seconds: float = Field(120.0, ge=5)
 
+    # The support mailbox (the email channel): read over IMAP when INBOUND_EMAIL=imap.
+    inbound_email: Literal["off", "imap"] = "off"
+    imap_host: str | None = None
+    imap_port: int = Field(993, ge=1, le=65535)
+    imap_user: str | None = None
+    imap_password: str | None = None
+    imap_tls: Literal["ssl", "starttls", "none"] = "ssl"
+    imap_folder: str = "INBOX"
+    imap_done_folder: str = "Processed"
+    imap_poll_seconds: float = Field(30.0, gt=0, le=3600)
+    imap_timeout_seconds: float = Field(30.0, gt=0, le=600)
+    # One process reads the mailbox at a time: it holds this lease, renewed well before expiry.
+    imap_lease_seconds: float = Field(30.0, ge=3, le=3600)
+    inbound_max_bytes: int = Field(26_214_400, ge=1024)
+
     ticket_create_per_minute: int = Field(30, ge=1)
     comment_create_per_minute: int = Field(30, ge=1)
     max_comments_per_ticket: int = Field(1000, ge=1)
@@ -128,6 +143,7 @@ class Settings(BaseSettings):
         "secret_key",
         "smtp_user",
         "support_email",
+        "imap_host",
     )
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
@@ -161,6 +177,25 @@ class Settings(BaseSettings):
             )
         self.secret_key = secrets.token_urlsafe(48)
         log.warning("DEBUG is on and SECRET_KEY is unset: using a random development key")
+
+    @model_validator(mode="after")
+    def _check_mailbox(self) -> Settings:
+        if self.inbound_email == "imap":
+            missing = [n.upper() for n in ("imap_host", "imap_user") if not getattr(self, n)]
+            if missing:
+                raise ValueError(f"INBOUND_EMAIL=imap needs {' and '.join(missing)}")
+            if self.imap_done_folder.strip().lower() == self.imap_folder.strip().lower():
+                raise ValueError("IMAP_DONE_FOLDER must differ from IMAP_FOLDER")
+        return self
+
+    def require_mailbox(self) -> None:
+        """Make sure the support mailbox is meant to be read (INBOUND_EMAIL=imap)."""
+        if self.inbound_email != "imap":
+            raise ConfigurationError(
+                "INBOUND_EMAIL is not set to imap, so no mailbox is read. To read the support "
+                "mailbox, set INBOUND_EMAIL=imap with IMAP_HOST, IMAP_USER and IMAP_PASSWORD "
+                "(and IMAP_PORT, IMAP_TLS if not 993 with TLS)."
+            )
 
     @property
     def jwt_key(self) -> str:

@@ -8,9 +8,11 @@ place.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
@@ -31,6 +33,8 @@ from ticketing.jobs.worker import (
     Worker,
     run_one,
 )
+from ticketing.mail import service as mail_service
+from ticketing.mail.reader import MailboxReader
 from ticketing.notifications.service import SEND_EMAIL
 from ticketing.notifications.tasks import make_send_email_handler
 from ticketing.routing import service as routing
@@ -196,6 +200,37 @@ def make_worker(
         lease_seconds=s.job_lease_seconds,
         name=name,
     )
+
+
+def make_mailbox_reader(runtime: Runtime, name: str | None = None) -> MailboxReader:
+    """The support mailbox's reader, handing each message to the email channel."""
+    return MailboxReader(runtime.db, runtime.settings, mail_service.handle_message, name=name)
+
+
+# How long a stopping reader may take to finish the message in hand and release its lease.
+MAILBOX_STOP_SECONDS = 15.0
+
+
+@asynccontextmanager
+async def reading_mailbox(runtime: Runtime) -> AsyncIterator[MailboxReader | None]:
+    """Read the support mailbox in this process while the block runs, when INBOUND_EMAIL=imap
+    (every process that runs the job worker does this; the lease lets one read at a time).
+    Yields the reader, or None when no mailbox is configured."""
+    if runtime.settings.inbound_email != "imap":
+        yield None
+        return
+    reader = make_mailbox_reader(runtime)
+    task = asyncio.create_task(reader.run(), name="mailbox-reader")
+    try:
+        yield reader
+    finally:
+        reader.stop()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), MAILBOX_STOP_SECONDS)
+        except Exception:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
 
 @dataclass

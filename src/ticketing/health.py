@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from ticketing.deps import RuntimeDep
+from ticketing.mail.state import mailbox_health
 
 router = APIRouter(tags=["health"])
 
@@ -24,4 +25,12 @@ async def ready(runtime: RuntimeDep) -> JSONResponse:
                 await conn.execute(text("SELECT 1"))
     except Exception:
         return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
-    return JSONResponse({"status": "ok", "database": "ok"})
+    body: dict[str, object] = {"status": "ok", "database": "ok"}
+    if runtime.settings.inbound_email == "imap":
+        # Shown, never a reason for 503: the API works while the mailbox is down.
+        try:
+            async with asyncio.timeout(3):
+                body["mailbox"] = await mailbox_health(runtime.db)
+        except Exception:
+            body["mailbox"] = {"status": "unknown"}
+    return JSONResponse(body)

@@ -38,8 +38,8 @@ SEND_SIGN_IN_CODE = JobKind("send_sign_in_code", max_attempts=5)
 __all__ = [
     "decode_access_token",
     "deliver_code",
-    "may_sign_up",
     "logout",
+    "may_sign_up",
     "request_code",
     "user_for_claims",
     "verify_code",

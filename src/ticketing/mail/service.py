@@ -13,6 +13,7 @@ the jobs they cause commit together or not at all.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -58,11 +59,19 @@ async def handle_message(
     returns that row and changes nothing. Never raises for a bad message (it is logged as
     rejected); raises only when the database itself fails (then the message stays in the
     folder and is tried again)."""
+    parsed: ParsedEmail | UnreadableEmail | None = None  # None: too large to read
+    if len(raw) <= settings.inbound_max_bytes:
+        # Parsing costs CPU (milliseconds; more for hostile input): not on the event loop, and
+        # not while holding a transaction.
+        try:
+            parsed = await asyncio.to_thread(parse_email, raw)
+        except UnreadableEmail as exc:
+            parsed = exc
     async with db.transaction() as session:
         existing = await repo.get_by_key(session, mailbox_key)
         if existing is not None:
             return existing
-        entry = await _decide(session, settings, raw, mailbox_key)
+        entry = await _decide(session, settings, raw, mailbox_key, parsed)
         repo.add(session, entry)
         await session.flush()
     log.info(
@@ -74,19 +83,21 @@ async def handle_message(
 
 
 async def _decide(
-    session: AsyncSession, settings: Settings, raw: bytes, mailbox_key: str
+    session: AsyncSession,
+    settings: Settings,
+    raw: bytes,
+    mailbox_key: str,
+    email: ParsedEmail | UnreadableEmail | None,
 ) -> InboundEmail:
     entry = InboundEmail(mailbox_key=mailbox_key, size=len(raw))
-    if len(raw) > settings.inbound_max_bytes:
+    if email is None:
         return _outcome(
             entry,
             InboundOutcome.rejected,
             f"too large ({len(raw)} bytes; INBOUND_MAX_BYTES is {settings.inbound_max_bytes})",
         )
-    try:
-        email = parse_email(raw)
-    except UnreadableEmail as exc:
-        return _outcome(entry, InboundOutcome.rejected, f"unreadable: {exc}")
+    if isinstance(email, UnreadableEmail):
+        return _outcome(entry, InboundOutcome.rejected, f"unreadable: {email}")
     entry.message_id = email.message_id
     entry.from_address = email.from_address
     entry.subject = email.subject
@@ -98,7 +109,11 @@ async def _decide(
         return _outcome(entry, InboundOutcome.rejected, "no usable sender address")
     if email.from_address in _our_addresses(settings):
         return _outcome(entry, InboundOutcome.ignored, "mail from our own address")
-    if email.message_id and await tickets_service.knows_message(session, email.message_id):
+    # The same message again (delivered twice, or read again after UIDVALIDITY changed).
+    if email.message_id and (
+        await tickets_service.knows_message(session, email.message_id)
+        or await repo.handled_message_id(session, email.message_id)
+    ):
         return _outcome(entry, InboundOutcome.ignored, "already handled (same Message-ID)")
 
     sender = await users_repo.get_by_email(session, email.from_address)
