@@ -370,6 +370,11 @@ async def add_comment(
     return comment
 
 
+async def find_comment(session: AsyncSession, ticket_id: str, comment_id: str) -> Comment | None:
+    """A comment of this ticket, whoever may see it (the caller checks who asks)."""
+    return await repo.get_comment(session, ticket_id, comment_id)
+
+
 async def list_comments(
     session: AsyncSession,
     user: User,
