@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import os
+import contextlib
 import re
 import shutil
 import tempfile
@@ -26,48 +26,56 @@ from ticketing.users import service as users_service
 from ticketing.users.models import User
 from ticketing.vocabulary import Role
 
+from . import pg_databases
+from .pg_cluster import ClusterUnavailable, PrivateCluster, private_cluster
 from .smtp_server import SMTP_PASSWORD, SMTP_USER, SmtpTestServer
 
-PG_ADMIN_DSN = os.environ.get(
-    "TEST_POSTGRES_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-PG_TEST_DB = os.environ.get("TEST_POSTGRES_DB", "ticketing_test")
-REQUIRE_POSTGRES = os.environ.get("REQUIRE_POSTGRES") == "1"
 SECRET = "test-secret-key-that-is-long-enough-0123456789"
 ADMIN_EMAIL = "admin@example.com"
 
 
-def _pg_url(dbname: str) -> str:
-    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    return f"{base}/{dbname}"
-
-
-async def _recreate_pg_database(name: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
-    try:
-        await conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
-        )
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="session")
-def postgres_url() -> str | None:
-    """A freshly migrated PostgreSQL database, or None (skip) when there is no server."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    name = f"{PG_TEST_DB}{'_' + worker if worker else ''}"
+def postgres_url() -> Iterator[str | None]:
+    """This run's own freshly migrated PostgreSQL database (see pg_databases), dropped at the
+    end of the session; None (the tests skip) when there is no server."""
+    name = pg_databases.run_object_name()
     try:
-        asyncio.run(_recreate_pg_database(name))
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        if REQUIRE_POSTGRES:
-            pytest.fail(f"REQUIRE_POSTGRES=1 but PostgreSQL is unreachable: {exc}")
-        return None
-    url = _pg_url(name)
-    upgrade_database(url)
-    return url
+        asyncio.run(pg_databases.create_database(name))
+    except pg_databases.PostgresUnreachable as exc:
+        if pg_databases.REQUIRE_POSTGRES:
+            pytest.fail(f"REQUIRE_POSTGRES=1 but {exc}")
+        yield None
+        return
+    try:
+        url = pg_databases.sqlalchemy_url(name)
+        upgrade_database(url)
+        yield url
+    finally:
+        asyncio.run(pg_databases.drop_database(name))
+        with contextlib.suppress(pg_databases.PostgresUnreachable):
+            _leftovers.extend(asyncio.run(pg_databases.leftovers()))
+
+
+_leftovers: list[str] = []
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivateCluster]:
+    """A private PostgreSQL cluster of this test's own, for tests that stop or restart it."""
+    try:
+        with private_cluster() as cluster:
+            yield cluster
+    except ClusterUnavailable as exc:
+        pg_databases.skip_or_fail(str(exc))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    # Databases and roles of killed runs are never dropped by another run (see pg_databases).
+    if _leftovers:
+        terminalreporter.write_sep("-", "left on PostgreSQL by other test runs (not dropped)")
+        for line in _leftovers:
+            terminalreporter.write_line(line)
+        terminalreporter.write_line("drop them (dropdb, DROP ROLE) once no run is using them")
 
 
 @pytest.fixture(scope="session")
@@ -92,10 +100,16 @@ TABLES = [
 def database_url(
     request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
 ) -> Iterator[str]:
+    """The database of a test: each test runs on both engines. A test that stops or restarts
+    PostgreSQL asks for "private_postgres" instead (parametrize with indirect=True)."""
     if request.param == "sqlite":
         path = tmp_path / "test.db"
         shutil.copy(sqlite_template, path)
         yield f"sqlite+aiosqlite:///{path}"
+        return
+    if request.param == "private_postgres":
+        cluster: PrivateCluster = request.getfixturevalue("private_postgres")
+        yield cluster.url
         return
     url = request.getfixturevalue("postgres_url")
     if url is None:

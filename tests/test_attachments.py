@@ -406,6 +406,17 @@ async def test_files_per_ticket_and_per_minute_are_bounded(
     assert r.status_code == 201  # someone else is not slowed down
 
 
+async def test_a_closed_ticket_takes_no_more_files(client, runtime, actors):
+    ticket_id = await new_ticket(client, runtime, actors["alice"])
+    r = await client.patch(
+        f"/tickets/{ticket_id}", json={"status": "closed"}, headers=actors["alice"]
+    )
+    assert r.status_code == 200, r.text
+    r = await upload(client, ticket_id, actors["alice"])
+    assert r.status_code == 409
+    assert r.json() == {"detail": "A closed ticket takes no more files; file a new ticket"}
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_malformed_uploads_get_a_4xx_and_leave_nothing_behind(client, runtime, actors, root):
     ticket_id = await new_ticket(client, runtime, actors["alice"])

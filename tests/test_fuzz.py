@@ -171,7 +171,7 @@ async def _seed(settings: Settings) -> Seed:
                     session, settings, author, ticket.id, CommentCreate(body="More details")
                 )
             first = await tickets_service.get_visible(session, admin, seed.ticket_ids[0])
-            tickets_service.assign(session, settings, first, mod, "seeded", admin.id)
+            await tickets_service.assign(session, settings, first, mod, "seeded", admin.id)
             await tickets_service.add_comment(
                 session, settings, mod, first.id, CommentCreate(body="internal note", internal=True)
             )

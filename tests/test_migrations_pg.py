@@ -11,10 +11,10 @@ import pytest
 
 from ticketing.migrate import upgrade_database
 
-from .conftest import PG_ADMIN_DSN, PG_TEST_DB, REQUIRE_POSTGRES, _pg_url
+from . import pg_databases
+from .pg_databases import run_object_name
 
 TRGM_INDEXES = {"ix_tickets_title_trgm", "ix_tickets_description_trgm"}
-LIMITED_ROLE = "ticketing_test_limited"
 
 
 async def _fetch(dsn: str, query: str) -> list[asyncpg.Record]:
@@ -53,36 +53,20 @@ def test_the_migrations_index_q_search_with_trigrams(postgres_url: str | None) -
 @pytest.fixture
 def limited_database() -> Iterator[str]:
     """A database owned by postgres, migrated by a role that may create tables in it but not
-    extensions: how a locked-down production database may look."""
-    name = f"{PG_TEST_DB}_limited"
-    admin = PG_ADMIN_DSN
-    database_dsn = admin.rsplit("/", 1)[0] + f"/{name}"
+    extensions: how a locked-down production database may look. Both are this run's own (roles
+    are cluster-wide, so the role's name is unique to the run too) and are dropped afterwards."""
+    name = run_object_name("limited")  # the database and the role
     try:
-        asyncio.run(
-            _execute(
-                admin,
-                f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
-                f'DROP ROLE IF EXISTS "{LIMITED_ROLE}"',
-                f'CREATE ROLE "{LIMITED_ROLE}" LOGIN',
-                f'CREATE DATABASE "{name}"',
-            )
-        )
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        if REQUIRE_POSTGRES:
-            pytest.fail(f"REQUIRE_POSTGRES=1 but PostgreSQL is unreachable: {exc}")
-        pytest.skip(f"PostgreSQL is not reachable: {exc}")
-    asyncio.run(_execute(database_dsn, f'GRANT CREATE ON SCHEMA public TO "{LIMITED_ROLE}"'))
-    url = _pg_url(name).replace("://postgres@", f"://{LIMITED_ROLE}@", 1)
+        asyncio.run(pg_databases.create_role(name))
+    except pg_databases.PostgresUnreachable as exc:
+        pg_databases.skip_or_fail(str(exc))
     try:
-        yield url
+        asyncio.run(pg_databases.create_database(name))
+        asyncio.run(_execute(pg_databases.dsn(name), f'GRANT CREATE ON SCHEMA public TO "{name}"'))
+        yield pg_databases.sqlalchemy_url(name, user=name)
     finally:
-        asyncio.run(
-            _execute(
-                admin,
-                f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
-                f'DROP ROLE IF EXISTS "{LIMITED_ROLE}"',
-            )
-        )
+        asyncio.run(pg_databases.drop_role(name, databases=[name]))
+        asyncio.run(pg_databases.drop_database(name))
 
 
 def test_a_role_that_cannot_create_extensions_still_migrates(limited_database: str) -> None:

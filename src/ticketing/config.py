@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     smtp_tls: Literal["starttls", "ssl", "none"] = "starttls"
     smtp_timeout_seconds: float = Field(30.0, gt=0)
     from_email: str = "noreply@localhost"
+    # The address requesters write to: From and Reply-To of ticket mail (default FROM_EMAIL).
+    support_email: str | None = None
 
     worker: Literal["embedded", "external"] = "embedded"
     worker_concurrency: int = Field(16, ge=1, le=1000)
@@ -123,7 +125,14 @@ class Settings(BaseSettings):
             raise ValueError(f"ALGORITHM must be one of {', '.join(ALLOWED_ALGORITHMS)}")
         return value
 
-    @field_validator("gemini_api_key", "openai_base_url", "smtp_host", "secret_key", "smtp_user")
+    @field_validator(
+        "gemini_api_key",
+        "openai_base_url",
+        "smtp_host",
+        "secret_key",
+        "smtp_user",
+        "support_email",
+    )
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value.strip() or None if isinstance(value, str) else value
@@ -179,6 +188,10 @@ class Settings(BaseSettings):
     @property
     def cors_origin_list(self) -> list[str]:
         return _split_csv(self.cors_origins)
+
+    @property
+    def support_address(self) -> str:
+        return self.support_email or self.from_email
 
     @property
     def resolved_email_backend(self) -> Literal["smtp", "console"]:

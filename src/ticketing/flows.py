@@ -127,7 +127,7 @@ async def _route_if_needed(
         return False
     if decision.assignee.id == ticket.assigned_to:
         return False
-    tickets_service.assign(
+    await tickets_service.assign(
         session, runtime.settings, ticket, decision.assignee, decision.reason, actor_id=None
     )
     return True

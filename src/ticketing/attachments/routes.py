@@ -54,7 +54,7 @@ def upload_body_limit(settings: Settings) -> tuple[re.Pattern[str], int, str]:
 UPLOAD_RESPONSES: Responses = {
     **bad_request("Malformed multipart body, or the upload was interrupted"),
     **TICKET_NOT_FOUND,
-    **conflict("The ticket has reached its file cap"),
+    **conflict("The ticket is closed, or has reached its file cap"),
     413: {"model": ErrorOut, "description": "The file is over ATTACHMENT_MAX_BYTES"},
     415: {"model": ErrorOut, "description": "The body is not multipart/form-data"},
     **FIELD_ERRORS,

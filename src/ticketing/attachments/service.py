@@ -34,6 +34,7 @@ from ticketing.tickets import policy
 from ticketing.tickets import service as tickets_service
 from ticketing.tickets.models import Comment, Ticket
 from ticketing.users.models import User
+from ticketing.vocabulary import TicketStatus
 
 log = logging.getLogger(__name__)
 
@@ -113,11 +114,13 @@ async def check_upload(
     *,
     serialise: bool = False,
 ) -> Ticket:
-    """Whether `user` may attach a file to the ticket now: 404 (may not see it), 409 (the
-    ticket has MAX_ATTACHMENTS_PER_TICKET files), 429 (COMMENT_CREATE_PER_MINUTE files from
-    this person in the last minute). `serialise`: hold the person's rate lock until the end of
-    the transaction, so that concurrent uploads cannot all pass the count."""
+    """Whether `user` may attach a file to the ticket now: 404 (may not see it), 409 (closed,
+    as for comments, or it has MAX_ATTACHMENTS_PER_TICKET files), 429 (COMMENT_CREATE_PER_MINUTE
+    files from this person in the last minute). `serialise`: hold the person's rate lock until
+    the end of the transaction, so that concurrent uploads cannot all pass the count."""
     ticket = await tickets_service.get_visible(session, user, ticket_id)
+    if ticket.status == TicketStatus.closed:
+        raise Conflict("A closed ticket takes no more files; file a new ticket")
     now = utcnow()
     if serialise:
         await lock_for_transaction(session, f"attachments:create:{user.id}")

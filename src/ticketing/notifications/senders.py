@@ -7,10 +7,11 @@ import logging
 import re
 import socket
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiosmtplib
 
@@ -26,6 +27,33 @@ class OutgoingEmail:
     subject: str
     text: str
     html: str
+    # Ticket mail: sent from the support address, threaded with the ticket's conversation.
+    from_address: str | None = None  # default: FROM_EMAIL
+    reply_to: str | None = None
+    message_id: str | None = None  # default: a new one
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
+    # RFC 3834: mail no person wrote (notices, acknowledgements); auto-responders stay quiet.
+    auto_submitted: bool = False
+
+    def to_payload(self) -> dict[str, Any]:
+        return {**asdict(self), "references": list(self.references)}
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> OutgoingEmail:
+        """The message a `send_email` job carries (KeyError when it lacks a required part)."""
+        return cls(
+            to=payload["to"],
+            subject=payload["subject"],
+            text=payload["text"],
+            html=payload["html"],
+            from_address=payload.get("from_address"),
+            reply_to=payload.get("reply_to"),
+            message_id=payload.get("message_id"),
+            in_reply_to=payload.get("in_reply_to"),
+            references=tuple(payload.get("references") or ()),
+            auto_submitted=bool(payload.get("auto_submitted")),
+        )
 
 
 class EmailSender(Protocol):
@@ -48,14 +76,27 @@ def header_text(value: str) -> str:
     return " ".join(_LINE_BREAKERS.sub(" ", value).split())
 
 
+def message_domain(address: str) -> str:
+    return address.rpartition("@")[2] or "localhost"
+
+
 def build_mime(email: OutgoingEmail, from_email: str, app_name: str) -> EmailMessage:
+    sender = email.from_address or from_email
     message = EmailMessage()
-    message["From"] = formataddr((header_text(app_name), from_email))
+    message["From"] = formataddr((header_text(app_name), sender))
     message["To"] = header_text(email.to)
+    if email.reply_to:
+        message["Reply-To"] = header_text(email.reply_to)
     # Titles are single-line since the API refuses control characters, but rows written before
     # that (or by hand) must not stop a ticket's mail.
     message["Subject"] = header_text(email.subject)
-    message["Message-ID"] = make_msgid(domain=from_email.rpartition("@")[2] or "localhost")
+    message["Message-ID"] = email.message_id or make_msgid(domain=message_domain(sender))
+    if email.in_reply_to:
+        message["In-Reply-To"] = email.in_reply_to
+    if email.references:
+        message["References"] = " ".join(email.references)
+    if email.auto_submitted:
+        message["Auto-Submitted"] = "auto-generated"
     message.set_content(email.text)
     message.add_alternative(email.html, subtype="html")
     return message

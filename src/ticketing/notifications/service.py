@@ -29,8 +29,15 @@ def _environment() -> Environment:
 
 
 def render_email(
-    settings: Settings, template: str, to: str, subject: str, context: dict[str, Any]
+    settings: Settings,
+    template: str,
+    to: str,
+    subject: str,
+    context: dict[str, Any],
+    **headers: Any,
 ) -> OutgoingEmail:
+    """Render `template` (.txt and .html) into a message; `headers` are OutgoingEmail's
+    threading and sender fields."""
     env = _environment()
     values = {
         "app_name": settings.app_name,
@@ -41,6 +48,7 @@ def render_email(
         subject=subject,
         text=env.get_template(f"{template}.txt").render(values),
         html=env.get_template(f"{template}.html").render(values),
+        **headers,
     )
 
 
@@ -60,13 +68,5 @@ def queue_email(
     queue.enqueue(
         session,
         SEND_EMAIL,
-        {
-            "to": email.to,
-            "subject": email.subject,
-            "text": email.text,
-            "html": email.html,
-            "sensitive": sensitive,
-            "ticket_id": ticket_id,
-            "kind": kind,
-        },
+        email.to_payload() | {"sensitive": sensitive, "ticket_id": ticket_id, "kind": kind},
     )

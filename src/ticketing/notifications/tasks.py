@@ -31,12 +31,7 @@ def make_send_email_handler(sender: EmailSender, on_sent: OnSent | None = None) 
     async def send_email(ctx: JobContext) -> None:
         payload = ctx.job.payload
         try:
-            email = OutgoingEmail(
-                to=payload["to"],
-                subject=payload["subject"],
-                text=payload["text"],
-                html=payload["html"],
-            )
+            email = OutgoingEmail.from_payload(payload)
         except KeyError as exc:
             raise PermanentJobError(f"malformed email job: missing {exc}") from exc
         # Delivery is at-least-once: a crash between sending and the commit below sends again.

@@ -13,7 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.db import contains_pattern
 from ticketing.pagination import Order, paginate
-from ticketing.tickets.models import Comment, EventKind, Ticket, TicketEvent
+from ticketing.tickets.models import (
+    Comment,
+    EventKind,
+    MessageDirection,
+    Ticket,
+    TicketEvent,
+    TicketMessage,
+)
 from ticketing.vocabulary import AnalysisStatus, Priority, Source, TicketStatus, TicketType
 
 # What re-analysis re-routes, and (with `waiting`) what counts as someone's load.
@@ -281,3 +288,36 @@ async def list_events(
         stmt, TicketEvent.created_at, TicketEvent.id, limit=limit, cursor=cursor, order=order
     )
     return (await session.scalars(stmt)).all()
+
+
+async def message_ids(session: AsyncSession, ticket_id: str) -> list[str]:
+    """The Message-IDs of a ticket's conversation, oldest first."""
+    stmt = (
+        select(TicketMessage.message_id)
+        .where(TicketMessage.ticket_id == ticket_id)
+        .order_by(TicketMessage.created_at, TicketMessage.message_id)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+def add_message(
+    session: AsyncSession, ticket_id: str, message_id: str, direction: MessageDirection
+) -> None:
+    session.add(TicketMessage(message_id=message_id, ticket_id=ticket_id, direction=direction))
+
+
+async def find_message(session: AsyncSession, message_ids: Sequence[str]) -> TicketMessage | None:
+    """The most recent of `message_ids` that belongs to a ticket's conversation."""
+    if not message_ids:
+        return None
+    stmt = (
+        select(TicketMessage)
+        .where(TicketMessage.message_id.in_(message_ids))
+        .order_by(TicketMessage.created_at.desc())
+        .limit(1)
+    )
+    return (await session.scalars(stmt)).first()
+
+
+async def get_by_number(session: AsyncSession, number: int) -> Ticket | None:
+    return (await session.scalars(select(Ticket).where(Ticket.number == number))).first()

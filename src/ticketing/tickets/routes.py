@@ -201,7 +201,7 @@ async def update_ticket(
     responses={
         **FORBIDDEN,
         **NOT_FOUND,
-        **conflict("The ticket has reached its comment cap"),
+        **conflict("The ticket is closed, or has reached its comment cap"),
         **rate_limited("Too many comments written in the last minute"),
     },
 )

@@ -27,7 +27,7 @@ from ticketing.tickets.schemas import CommentCreate, TicketCreate, TicketUpdate
 from ticketing.users import repository as users_repo
 from ticketing.users import service as users_service
 from ticketing.users.models import User
-from ticketing.vocabulary import AnalysisStatus, Priority, TicketStatus, TicketType
+from ticketing.vocabulary import AnalysisStatus, Priority, Source, TicketStatus, TicketType
 
 # A model call can fail for minutes (rate limits, outages); the fallback answers anyway, so
 # attempts only run out when our own database keeps failing.
@@ -86,9 +86,19 @@ async def get_visible(
 
 
 async def create_ticket(
-    session: AsyncSession, settings: Settings, user: User, data: TicketCreate
+    session: AsyncSession,
+    settings: Settings,
+    user: User,
+    data: TicketCreate,
+    *,
+    source: Source = Source.web,
+    message_id: str | None = None,
 ) -> Ticket:
-    """Write the ticket, its `created` event and its triage job in one transaction."""
+    """Write the ticket, its `created` event and its triage job in one transaction.
+
+    A ticket that came by email (`source`) records the mail's `message_id`, so that replies
+    thread into it, and the requester gets an acknowledgement with its number.
+    """
     now = utcnow()
     await _limit_rate(
         session,
@@ -104,15 +114,21 @@ async def create_ticket(
             id=new_id(),
             title=data.title,
             description=data.description,
+            source=source,
             created_by=user.id,
             created_at=now,
             updated_at=now,
             required_skills=[],
         ),
     )
-    repo.add_event(session, ticket.id, EventKind.created, actor_id=user.id, at=now)
+    repo.add_event(
+        session, ticket.id, EventKind.created, actor_id=user.id, at=now, data={"source": source}
+    )
     _queue_triage(session, ticket.id, reason="created")
     await session.flush()
+    if source == Source.email:
+        emails.record_received(session, ticket, message_id)
+        await emails.queue_acknowledgement(session, settings, ticket, user)
     return ticket
 
 
@@ -205,7 +221,7 @@ async def _move(
         ticket.resolved_at = now
         creator = await users_repo.get(session, ticket.created_by)
         if creator is not None and creator.id != user.id and creator.is_active:
-            emails.queue_resolved_email(session, settings, ticket, creator)
+            await emails.queue_resolved_email(session, settings, ticket, creator)
     elif new_status == TicketStatus.open:
         ticket.resolved_at = None
     repo.add_event(
@@ -243,10 +259,10 @@ async def _reassign(
     assignee = await users_repo.get(session, assignee_id)
     if assignee is None or not assignee.is_active or not assignee.is_staff:
         raise InvalidField("assigned_to must be an active moderator or admin")
-    assign(session, settings, ticket, assignee, f"assigned by admin {admin.email}", admin.id)
+    await assign(session, settings, ticket, assignee, f"assigned by admin {admin.email}", admin.id)
 
 
-def assign(
+async def assign(
     session: AsyncSession,
     settings: Settings,
     ticket: Ticket,
@@ -270,7 +286,7 @@ def assign(
         data={"to": assignee.id, "to_email": assignee.email, "from": previous, "reason": reason},
         internal=True,
     )
-    emails.queue_assignment_email(session, settings, ticket, assignee, reason)
+    await emails.queue_assignment_email(session, settings, ticket, assignee, reason)
 
 
 def leave_unassigned(session: AsyncSession, ticket: Ticket, reason: str) -> None:
@@ -326,12 +342,26 @@ async def record_email_sent(
 
 
 async def add_comment(
-    session: AsyncSession, settings: Settings, user: User, ticket_id: str, data: CommentCreate
+    session: AsyncSession,
+    settings: Settings,
+    user: User,
+    ticket_id: str,
+    data: CommentCreate,
+    *,
+    source: Source = Source.web,
+    message_id: str | None = None,
 ) -> Comment:
-    """Add a reply or an internal note, within the per-person rate and the per-ticket cap."""
-    ticket = await get_visible(session, user, ticket_id)
+    """Add a reply or an internal note, within the per-person rate and the per-ticket cap.
+
+    A reply by the requester moves a ticket that waits on them (or a resolved one) back to
+    open; a public reply by staff goes on to the requester by email. `message_id`: the mail
+    this comment came in, which joins the ticket's conversation.
+    """
+    ticket = await get_visible(session, user, ticket_id, for_update=True)
     if data.internal and not policy.sees_staff_only(user, ticket):
         raise Forbidden("Only the ticket's assignee and admins can write internal notes")
+    if ticket.status == TicketStatus.closed:
+        raise Conflict("A closed ticket takes no more comments; file a new ticket")
     now = utcnow()
     await _limit_rate(
         session,
@@ -354,6 +384,7 @@ async def add_comment(
             author_id=user.id,
             body=data.body,
             internal=data.internal,
+            source=source,
             created_at=now,
         ),
     )
@@ -362,10 +393,21 @@ async def add_comment(
         ticket.id,
         EventKind.commented,
         actor_id=user.id,
-        data={"comment_id": comment.id, "internal": data.internal},
+        data={"comment_id": comment.id, "internal": data.internal, "source": source},
         internal=data.internal,
+        at=now,
     )
-    ticket.updated_at = utcnow()
+    if source == Source.email:
+        emails.record_received(session, ticket, message_id)
+    if not data.internal:
+        moved = policy.move_on_requester_reply(user, ticket)
+        if moved is not None:
+            await _move(session, settings, ticket, moved, user, now)
+        elif policy.sees_staff_only(user, ticket):
+            requester = await users_repo.get(session, ticket.created_by)
+            if requester is not None and requester.is_active and requester.id != user.id:
+                await emails.queue_reply_email(session, settings, ticket, requester, comment, user)
+    ticket.updated_at = now
     await session.flush()
     return comment
 
