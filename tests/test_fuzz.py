@@ -30,6 +30,7 @@ from schemathesis.python import asgi as schemathesis_asgi
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ticketing.app import bootstrap, create_app
+from ticketing.attachments import service as attachments_service
 from ticketing.auth.tokens import issue_access_token
 from ticketing.config import Settings
 from ticketing.migrate import upgrade_database
@@ -87,6 +88,7 @@ _ALSO_ACCEPTABLE = [
     ("/auth/request-otp", ["422"], "email-validator"),
     ("/auth/verify-otp", ["400", "422"], "wrong code; email-validator"),
     ("/admin/users", ["422"], "bad cursor (GET); email-validator (POST)"),
+    ("/tickets/{ticket_id}/attachments", ["422"], "a generated comment_id is not one of yours"),
 ]
 _POSITIVE_DEFAULT = ["2xx", "3xx", "401", "403", "404", "409", "429"]
 _config = schemathesis.Config.from_dict(
@@ -126,6 +128,7 @@ class Seed:
     readable_user_ids: list[str] = field(default_factory=list)
     # Targets for PATCH /admin/users/{id}: never the actors, whose tokens must keep working.
     victim_user_ids: list[str] = field(default_factory=list)
+    attachment_ids: list[str] = field(default_factory=list)
 
     def token(self, role: str) -> str:
         # A fresh token per request: POST /auth/logout revokes the one it is called with.
@@ -134,6 +137,14 @@ class Seed:
 
 
 SEED: Seed | None = None
+
+
+@dataclass(frozen=True)
+class SeedFile:
+    filename: str
+    content_type: str
+    data: bytes
+    inline: bool = False
 
 
 async def _seed(settings: Settings) -> Seed:
@@ -167,14 +178,32 @@ async def _seed(settings: Settings) -> Seed:
                     TicketCreate(title=title, description=f"{title}: details, python"),
                 )
                 seed.ticket_ids.append(ticket.id)
-                await tickets_service.add_comment(
+                comment = await tickets_service.add_comment(
                     session, settings, author, ticket.id, CommentCreate(body="More details")
                 )
+                files = [
+                    SeedFile("log.txt", "text/plain", b"a log line"),
+                    SeedFile("page.html", "text/html", b"<script>alert(1)</script>"),
+                ]
+                attached = await attachments_service.attach_incoming(
+                    session, settings, ticket.id, comment.id, author.id, files, internal=False
+                )
+                seed.attachment_ids += [a.id for a in attached.attachments]
             first = await tickets_service.get_visible(session, admin, seed.ticket_ids[0])
             await tickets_service.assign(session, settings, first, mod, "seeded", admin.id)
-            await tickets_service.add_comment(
+            note = await tickets_service.add_comment(
                 session, settings, mod, first.id, CommentCreate(body="internal note", internal=True)
             )
+            attached = await attachments_service.attach_incoming(
+                session,
+                settings,
+                first.id,
+                note.id,
+                mod.id,
+                [SeedFile("secret.txt", "text/plain", b"staff only")],
+                internal=True,
+            )
+            seed.attachment_ids += [a.id for a in attached.attachments]
     finally:
         await runtime.close()
     return seed
@@ -210,6 +239,9 @@ def flatmap_path_parameters(context, path_parameters):
             SEED.victim_user_ids if operation.method.upper() == "PATCH" else SEED.readable_user_ids
         )
         key = "user_id"
+    elif "attachment_id" in path_parameters:
+        choices = SEED.attachment_ids
+        key = "attachment_id"
     else:
         return st.just(path_parameters)
     # Seeded first: hypothesis favours the first branch, so most cases reach a real object.
