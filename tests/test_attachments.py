@@ -534,6 +534,7 @@ async def test_the_same_file_twice_in_one_unit_of_work_is_held_once(runtime, tmp
         first = hold_until_end(session, await storage.save_bytes(b"twice", 100))
         again = hold_until_end(session, await storage.save_bytes(b"twice", 100))
         assert again is first
+        assert hold_until_end(session, first) is first  # handed over twice: still held
         await session.rollback()
     assert not storage.exists(first.sha256)
 
@@ -566,6 +567,18 @@ async def test_orphan_files_are_swept(client, runtime, actors, root):
     # Nothing to do on a directory that does not exist yet.
     empty = runtime.settings.model_copy(update={"attachment_dir": str(root / "none")})
     assert await attachments_service.remove_orphan_files(runtime.db, empty) == 0
+
+
+async def test_the_hourly_retention_job_sweeps_orphan_files(runtime, root):
+    from ticketing import flows
+    from ticketing.jobs import queue
+
+    orphan = await AttachmentStorage(root).save_bytes(b"left behind by a crash", 100)
+    orphan.keep()
+    age(orphan.path, 2 * 3600)
+    await queue.schedule_recurring(runtime.db, [flows.RETENTION])
+    await drain(runtime)
+    assert not orphan.path.exists()
 
 
 # ---- incoming mail ----------------------------------------------------------------------------

@@ -384,7 +384,7 @@ def hold_until_end(session: AsyncSession | Session, stored: StoredFile) -> Store
         sync.begin()  # what the session's next statement would do: the file needs an end
     held: dict[str, StoredFile] = sync.info.setdefault(_HELD, {})
     same = held.get(stored.sha256)
-    if same is None:
+    if same is None or same is stored:
         held[stored.sha256] = stored
         return stored
     same.absorb(stored)  # the same content twice in one unit of work: one hold
