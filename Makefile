@@ -54,7 +54,7 @@ fuzz: $(VENV)/.stamp-dev
 
 ## Re-take docs/screenshots/ from the real pages (needs Debian's chromium).
 screenshots: $(VENV)/.stamp-dev
-	$(BIN)/pytest tests/web
+	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest tests/web
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

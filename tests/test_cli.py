@@ -40,6 +40,8 @@ def test_admin_commands_need_no_signing_key(bare_env):
         ("rerun-ai",),
         ("triage", "Login fails", "The password reset email never arrives", "--provider", "local"),
         ("eval", str(labelled), "--provider", "local"),
+        ("jobs", "list"),
+        ("jobs", "retry", "--all-failed"),
     ]
     for args in steps:
         result = run(*args)

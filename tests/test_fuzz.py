@@ -27,12 +27,14 @@ import pytest
 import schemathesis
 from hypothesis import note
 from schemathesis.python import asgi as schemathesis_asgi
+from sqlalchemy import select, update
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ticketing.app import bootstrap, create_app
 from ticketing.attachments import service as attachments_service
 from ticketing.auth.tokens import issue_access_token
 from ticketing.config import Settings
+from ticketing.jobs.models import Job, JobStatus
 from ticketing.migrate import upgrade_database
 from ticketing.runtime import build_runtime
 from ticketing.tickets import service as tickets_service
@@ -89,6 +91,7 @@ _ALSO_ACCEPTABLE = [
     ("/auth/verify-otp", ["400", "422"], "wrong code; email-validator"),
     ("/admin/users", ["422"], "bad cursor (GET); email-validator (POST)"),
     ("/tickets/{ticket_id}/attachments", ["422"], "a generated comment_id is not one of yours"),
+    ("/admin/jobs", ["422"], "a generated cursor does not decode"),
 ]
 _POSITIVE_DEFAULT = ["2xx", "3xx", "401", "403", "404", "409", "429"]
 _config = schemathesis.Config.from_dict(
@@ -129,6 +132,9 @@ class Seed:
     # Targets for PATCH /admin/users/{id}: never the actors, whose tokens must keep working.
     victim_user_ids: list[str] = field(default_factory=list)
     attachment_ids: list[str] = field(default_factory=list)
+    # The seeded tickets' triage jobs (never run: no worker); the first one failed for good, so
+    # POST /admin/jobs/{id}/retry can answer 202 as well as 409.
+    job_ids: list[str] = field(default_factory=list)
 
     def token(self, role: str) -> str:
         # A fresh token per request: POST /auth/logout revokes the one it is called with.
@@ -204,6 +210,13 @@ async def _seed(settings: Settings) -> Seed:
                 internal=True,
             )
             seed.attachment_ids += [a.id for a in attached.attachments]
+            await session.flush()
+            seed.job_ids = list((await session.scalars(select(Job.id).order_by(Job.id))).all())
+            await session.execute(
+                update(Job)
+                .where(Job.id == seed.job_ids[0])
+                .values(status=JobStatus.failed, last_error="RuntimeError: seeded failure")
+            )
     finally:
         await runtime.close()
     return seed
@@ -234,6 +247,9 @@ def flatmap_path_parameters(context, path_parameters):
     if "ticket_id" in path_parameters:
         choices = SEED.ticket_ids
         key = "ticket_id"
+    elif "job_id" in path_parameters:
+        choices = SEED.job_ids
+        key = "job_id"
     elif "user_id" in path_parameters:
         choices = (
             SEED.victim_user_ids if operation.method.upper() == "PATCH" else SEED.readable_user_ids

@@ -140,6 +140,12 @@ RULES: dict[tuple[str, str], Rule] = {
     ),
     ("GET", "/admin/users/{user_id}"): Rule(admins(200)),
     ("PATCH", "/admin/users/{user_id}"): Rule(admins(200), body={"name": "Bob B."}),
+    ("GET", "/admin/jobs"): Rule(admins(200)),
+    ("GET", "/admin/jobs/{job_id}"): Rule(admins(200)),
+    ("POST", "/admin/jobs/retry-failed"): Rule(admins(202)),
+    # The job under test is the ticket's triage job, done: only an admin gets as far as the
+    # status check (409; only failed jobs are retried).
+    ("POST", "/admin/jobs/{job_id}/retry"): Rule(admins(409)),
 }
 
 
@@ -178,13 +184,20 @@ async def test_authorization_matrix(client, runtime, actors):
     await drain(runtime)
     r = await client.get(f"/tickets/{ticket_id}", headers=actors["admin"])
     assert r.json()["assigned_to"] == actors.ids["mod_py"], "the matrix assumes this routing"
+    async with runtime.db.transaction() as session:
+        job_id = (await session.scalars(select(Job.id).where(Job.kind == "triage_ticket"))).one()
     r = await client.post(
         f"/tickets/{ticket_id}/attachments",
         files={"file": ("a.txt", b"alice's file", "text/plain")},
         headers=actors["alice"],
     )
     assert r.status_code == 201, r.text
-    ids = {"ticket_id": ticket_id, "user_id": actors.ids["bob"], "attachment_id": r.json()["id"]}
+    ids = {
+        "ticket_id": ticket_id,
+        "user_id": actors.ids["bob"],
+        "attachment_id": r.json()["id"],
+        "job_id": job_id,
+    }
     missing_ids = dict.fromkeys(ids, MISSING_ID)
 
     def headers_of(who: str) -> dict[str, str]:
@@ -460,7 +473,7 @@ async def raw_call(
 # test_file_uploads_have_their_own_body_limit and tests/test_attachments.py.
 UPLOAD_ROUTES = {("POST", "/tickets/{ticket_id}/attachments")}
 BODY_ROUTES = sorted(
-    (method, path.format(ticket_id=MISSING_ID, user_id=MISSING_ID))
+    (method, path.format(ticket_id=MISSING_ID, user_id=MISSING_ID, job_id=MISSING_ID))
     for method, path in RULES
     if method in ("POST", "PATCH", "PUT") and (method, path) not in UPLOAD_ROUTES
 )

@@ -28,6 +28,7 @@ from ticketing.config import Settings, get_settings
 from ticketing.errors import AppError, DatabaseUnavailable
 from ticketing.flows import make_worker
 from ticketing.health import router as health_router
+from ticketing.jobs.routes import router as jobs_router
 from ticketing.middleware import (
     BodySizeLimitMiddleware,
     RequestContextMiddleware,
@@ -108,6 +109,7 @@ def create_app(
     app.include_router(tickets_router)
     app.include_router(tickets_admin_router)
     app.include_router(attachments_router)
+    app.include_router(jobs_router)
     app.include_router(web_router)
     app.mount("/static", static_files(), name="static")
     _install_error_handlers(app)

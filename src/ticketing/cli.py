@@ -1,4 +1,4 @@
-"""The `ticketing` command: serve, worker, db, users, rerun-ai, eval, triage.
+"""The `ticketing` command: serve, worker, db, users, rerun-ai, eval, triage, jobs.
 
 Each domain's commands live beside its services (`tickets/commands.py`, `triage/commands.py`)
 and go through those services, as the API does.
@@ -18,6 +18,7 @@ from rich.table import Table
 from ticketing.config import Settings
 from ticketing.console import command_settings, console, err_console, run_async
 from ticketing.errors import ConfigurationError
+from ticketing.jobs import commands as job_commands
 from ticketing.logging_setup import configure_logging
 from ticketing.tickets import commands as ticket_commands
 from ticketing.triage import commands as triage_commands
@@ -30,6 +31,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 ticket_commands.register(app)
 triage_commands.register(app)
+job_commands.register(app)
 
 
 @app.command()

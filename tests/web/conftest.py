@@ -10,6 +10,7 @@ import asyncio
 import os
 import re
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -39,7 +40,9 @@ except ImportError:  # pragma: no cover - reported by the chromium_path fixture
     expect = None
 
 REQUIRE_BROWSER = os.environ.get("REQUIRE_BROWSER") == "1"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# `make screenshots` sets SCREENSHOTS_DIR=docs/screenshots; other runs write to a temp dir and
+# leave the repository alone (two runs at once would overwrite each other's files).
+SCREENSHOTS = Path(os.environ.get("SCREENSHOTS_DIR") or tempfile.mkdtemp(prefix="screenshots-"))
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -332,7 +335,7 @@ def open_tab(browser: Any, live_server: LiveServer, fresh_ai: None) -> Iterator[
 
 
 def shot(page: Any, name: str, *, full_page: bool = False) -> None:
-    """Save a screenshot of the real page for docs/screenshots/ (rewritten on every run)."""
+    """Save a screenshot of the real page (for docs/screenshots/ with `make screenshots`)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.wait_for_load_state("networkidle")
     page.screenshot(

@@ -297,11 +297,27 @@ async def last_error(db: Database, job_id: str) -> str | None:
 
 
 async def retry_failed(session: AsyncSession, job_ids: Sequence[str] | None = None) -> int:
-    """Put failed jobs back in the queue with a fresh attempt budget."""
+    """Put failed jobs (all, or those of `job_ids` that are failed) back in the queue, due now,
+    with a fresh attempt budget: attempts start again from 0 up to the job's `max_attempts`.
+    `last_error` is kept until the next attempt replaces it, so the reason stays visible while
+    the job waits. Returns how many were queued again; jobs in any other status are left alone.
+    """
+    now = utcnow()
     stmt = update(Job).where(Job.status == JobStatus.failed)
     if job_ids is not None:
         stmt = stmt.where(Job.id.in_(job_ids))
     result = await session.execute(
-        stmt.values(status=JobStatus.queued, attempts=0, run_after=utcnow(), finished_at=None)
+        stmt.values(
+            status=JobStatus.queued,
+            attempts=0,
+            run_after=now,
+            locked_by=None,
+            locked_until=None,
+            finished_at=None,
+            updated_at=now,
+        )
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    queued = int(result.rowcount)  # type: ignore[attr-defined]
+    if queued:
+        session.info[ENQUEUED_FLAG] = True  # wake this process's worker once the caller commits
+    return queued

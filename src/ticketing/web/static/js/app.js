@@ -7,6 +7,7 @@ import { renderTicketList } from './views/tickets.js';
 import { renderTicket } from './views/ticket.js';
 import { renderNewTicket, clearDraft } from './views/new-ticket.js';
 import { renderPeople } from './views/people.js';
+import { renderJobs } from './views/jobs.js';
 
 const APP_NAME = document.querySelector('meta[name="application-name"]').content;
 const main = document.getElementById('main');
@@ -32,7 +33,7 @@ function parseHash() {
 function navItems(me) {
   if (me.role === 'admin') {
     return [['#/tickets', 'All tickets'], ['#/queue', 'My queue'], ['#/people', 'People'],
-      ['#/new', 'New ticket']];
+      ['#/jobs', 'Jobs'], ['#/new', 'New ticket']];
   }
   if (me.role === 'moderator') {
     return [['#/queue', 'My queue'], ['#/tickets', 'Filed by me'], ['#/new', 'New ticket']];
@@ -121,6 +122,8 @@ async function route({ focus = true } = {}) {
       await renderTicket(main, ctx, decodeURIComponent(match[1]));
     } else if (path === '/people' && state.me.role === 'admin') {
       await renderPeople(main, ctx, params);
+    } else if (path === '/jobs' && state.me.role === 'admin') {
+      await renderJobs(main, ctx, params);
     } else {
       ctx.setTitle('Not found');
       main.append(h('section', { class: 'page' },
