@@ -4,9 +4,11 @@ SMTP server; the job worker is driven explicitly so tests are deterministic."""
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import re
 import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -139,8 +141,15 @@ def smtp(smtp_server: SmtpTestServer) -> Iterator[SmtpTestServer]:
     smtp_server.clear()
 
 
+# Tests never write into the repository: attachment files go to a temp directory (per test
+# with the `settings` fixture, this one for settings made elsewhere), removed at exit.
+_ATTACHMENT_DIR = Path(tempfile.mkdtemp(prefix="ticketing-test-files-"))
+atexit.register(shutil.rmtree, _ATTACHMENT_DIR, ignore_errors=True)
+
+
 def make_settings(database_url: str, smtp_port: int, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
+        "attachment_dir": str(_ATTACHMENT_DIR),
         "database_url": database_url,
         "secret_key": SECRET,
         "email_backend": "smtp",
@@ -169,9 +178,10 @@ def settings_overrides() -> dict[str, Any]:
 
 @pytest.fixture
 def settings(
-    database_url: str, smtp: SmtpTestServer, settings_overrides: dict[str, Any]
+    database_url: str, smtp: SmtpTestServer, settings_overrides: dict[str, Any], tmp_path: Path
 ) -> Settings:
-    return make_settings(database_url, smtp.port, **settings_overrides)
+    overrides = {"attachment_dir": str(tmp_path / "attachments"), **settings_overrides}
+    return make_settings(database_url, smtp.port, **overrides)
 
 
 @pytest.fixture

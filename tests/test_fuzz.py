@@ -31,6 +31,7 @@ from sqlalchemy import select, update
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ticketing.app import bootstrap, create_app
+from ticketing.attachments import service as attachments_service
 from ticketing.auth.tokens import issue_access_token
 from ticketing.config import Settings
 from ticketing.jobs.models import Job, JobStatus
@@ -89,6 +90,7 @@ _ALSO_ACCEPTABLE = [
     ("/auth/request-otp", ["422"], "email-validator"),
     ("/auth/verify-otp", ["400", "422"], "wrong code; email-validator"),
     ("/admin/users", ["422"], "bad cursor (GET); email-validator (POST)"),
+    ("/tickets/{ticket_id}/attachments", ["422"], "a generated comment_id is not one of yours"),
     ("/admin/jobs", ["422"], "a generated cursor does not decode"),
 ]
 _POSITIVE_DEFAULT = ["2xx", "3xx", "401", "403", "404", "409", "429"]
@@ -129,6 +131,7 @@ class Seed:
     readable_user_ids: list[str] = field(default_factory=list)
     # Targets for PATCH /admin/users/{id}: never the actors, whose tokens must keep working.
     victim_user_ids: list[str] = field(default_factory=list)
+    attachment_ids: list[str] = field(default_factory=list)
     # The seeded tickets' triage jobs (never run: no worker); the first one failed for good, so
     # POST /admin/jobs/{id}/retry can answer 202 as well as 409.
     job_ids: list[str] = field(default_factory=list)
@@ -140,6 +143,14 @@ class Seed:
 
 
 SEED: Seed | None = None
+
+
+@dataclass(frozen=True)
+class SeedFile:
+    filename: str
+    content_type: str
+    data: bytes
+    inline: bool = False
 
 
 async def _seed(settings: Settings) -> Seed:
@@ -173,14 +184,32 @@ async def _seed(settings: Settings) -> Seed:
                     TicketCreate(title=title, description=f"{title}: details, python"),
                 )
                 seed.ticket_ids.append(ticket.id)
-                await tickets_service.add_comment(
+                comment = await tickets_service.add_comment(
                     session, settings, author, ticket.id, CommentCreate(body="More details")
                 )
+                files = [
+                    SeedFile("log.txt", "text/plain", b"a log line"),
+                    SeedFile("page.html", "text/html", b"<script>alert(1)</script>"),
+                ]
+                attached = await attachments_service.attach_incoming(
+                    session, settings, ticket.id, comment.id, author.id, files, internal=False
+                )
+                seed.attachment_ids += [a.id for a in attached.attachments]
             first = await tickets_service.get_visible(session, admin, seed.ticket_ids[0])
             await tickets_service.assign(session, settings, first, mod, "seeded", admin.id)
-            await tickets_service.add_comment(
+            note = await tickets_service.add_comment(
                 session, settings, mod, first.id, CommentCreate(body="internal note", internal=True)
             )
+            attached = await attachments_service.attach_incoming(
+                session,
+                settings,
+                first.id,
+                note.id,
+                mod.id,
+                [SeedFile("secret.txt", "text/plain", b"staff only")],
+                internal=True,
+            )
+            seed.attachment_ids += [a.id for a in attached.attachments]
             await session.flush()
             seed.job_ids = list((await session.scalars(select(Job.id).order_by(Job.id))).all())
             await session.execute(
@@ -226,6 +255,9 @@ def flatmap_path_parameters(context, path_parameters):
             SEED.victim_user_ids if operation.method.upper() == "PATCH" else SEED.readable_user_ids
         )
         key = "user_id"
+    elif "attachment_id" in path_parameters:
+        choices = SEED.attachment_ids
+        key = "attachment_id"
     else:
         return st.just(path_parameters)
     # Seeded first: hypothesis favours the first branch, so most cases reach a real object.

@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from starlette.routing import Mount
 
 from ticketing.app import create_app
+from ticketing.attachments.upload import MULTIPART_OVERHEAD_BYTES
 from ticketing.auth.models import LoginCode
 from ticketing.auth.tokens import issue_access_token
 from ticketing.jobs.models import Job
@@ -85,6 +86,8 @@ class Rule:
     fresh_token: bool = False
     # Concrete path for a mount.
     path: str | None = None
+    # A multipart body (file uploads) instead of JSON.
+    files: dict[str, tuple[str, bytes, str]] | None = None
 
 
 TICKET_SEERS = frozenset({"alice", "mod_py", "admin"})
@@ -118,6 +121,12 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/tickets/{ticket_id}/comments"): Rule(ticket_viewers(200)),
     ("GET", "/tickets/{ticket_id}/events"): Rule(ticket_viewers(200)),
     ("POST", "/tickets/{ticket_id}/comments"): Rule(ticket_viewers(201), body={"body": "News?"}),
+    ("GET", "/tickets/{ticket_id}/attachments"): Rule(ticket_viewers(200)),
+    ("POST", "/tickets/{ticket_id}/attachments"): Rule(
+        ticket_viewers(201), files={"file": ("log.txt", b"a log line", "text/plain")}
+    ),
+    # A file of the ticket: visible exactly to those who see the ticket.
+    ("GET", "/attachments/{attachment_id}"): Rule(ticket_viewers(200)),
     # The creator sees the ticket but may not triage it.
     ("PATCH", "/tickets/{ticket_id}"): Rule(
         {**ticket_viewers(200), "alice": 403}, body={"priority": "high"}
@@ -177,15 +186,26 @@ async def test_authorization_matrix(client, runtime, actors):
     assert r.json()["assigned_to"] == actors.ids["mod_py"], "the matrix assumes this routing"
     async with runtime.db.transaction() as session:
         job_id = (await session.scalars(select(Job.id).where(Job.kind == "triage_ticket"))).one()
+    r = await client.post(
+        f"/tickets/{ticket_id}/attachments",
+        files={"file": ("a.txt", b"alice's file", "text/plain")},
+        headers=actors["alice"],
+    )
+    assert r.status_code == 201, r.text
+    ids = {
+        "ticket_id": ticket_id,
+        "user_id": actors.ids["bob"],
+        "attachment_id": r.json()["id"],
+        "job_id": job_id,
+    }
+    missing_ids = dict.fromkeys(ids, MISSING_ID)
 
     def headers_of(who: str) -> dict[str, str]:
         return {} if who == ANON else actors[who]
 
     failures = []
     for (method, template), rule in sorted(RULES.items()):
-        path = rule.path or template.format(
-            ticket_id=ticket_id, user_id=actors.ids["bob"], job_id=job_id
-        )
+        path = rule.path or template.format(**ids)
         method = "GET" if method == "MOUNT" else method
         for who in WHO:
             headers = headers_of(who)
@@ -193,7 +213,7 @@ async def test_authorization_matrix(client, runtime, actors):
                 token = await _fresh_token(runtime, actors.ids[who])
                 headers = {"Authorization": f"Bearer {token}"}
             body = rule.body(who) if callable(rule.body) else rule.body
-            r = await client.request(method, path, json=body, headers=headers)
+            r = await client.request(method, path, json=body, files=rule.files, headers=headers)
             expected = rule.expect[who]
             if r.status_code != expected:
                 failures.append(f"{method} {template} as {who}: {r.status_code}, not {expected}")
@@ -202,15 +222,23 @@ async def test_authorization_matrix(client, runtime, actors):
                 assert r.headers["WWW-Authenticate"] == "Bearer"
                 # A bad token is refused the same way as none.
                 bad = await client.request(
-                    method, path, json=body, headers={"Authorization": "Bearer not.a.token"}
+                    method,
+                    path,
+                    json=body,
+                    files=rule.files,
+                    headers={"Authorization": "Bearer not.a.token"},
                 )
                 assert bad.status_code == 401, f"{method} {template} with a bad token"
             hidden = RULES[("GET", "/tickets/{ticket_id}")].expect[who] == 404
-            if "{ticket_id}" in template and hidden:
-                # No existence oracle: for a ticket you may not see, the answer is the same as
-                # for a missing one.
+            if ("{ticket_id}" in template or "{attachment_id}" in template) and hidden:
+                # No existence oracle: for a ticket (or a file of it) you may not see, the
+                # answer is the same as for a missing one.
                 missing = await client.request(
-                    method, template.format(ticket_id=MISSING_ID), json=body, headers=headers
+                    method,
+                    template.format(**missing_ids),
+                    json=body,
+                    files=rule.files,
+                    headers=headers,
                 )
                 assert (missing.status_code, missing.json()) == (r.status_code, r.json()), (
                     f"{method} {template} as {who} tells a hidden ticket from a missing one"
@@ -441,10 +469,13 @@ async def raw_call(
     return result
 
 
+# Uploads have their own limit (ATTACHMENT_MAX_BYTES and multipart's overhead): see
+# test_file_uploads_have_their_own_body_limit and tests/test_attachments.py.
+UPLOAD_ROUTES = {("POST", "/tickets/{ticket_id}/attachments")}
 BODY_ROUTES = sorted(
     (method, path.format(ticket_id=MISSING_ID, user_id=MISSING_ID, job_id=MISSING_ID))
     for method, path in RULES
-    if method in ("POST", "PATCH", "PUT")
+    if method in ("POST", "PATCH", "PUT") and (method, path) not in UPLOAD_ROUTES
 )
 
 
@@ -471,6 +502,26 @@ async def test_every_route_refuses_bodies_over_one_mebibyte():
         chunks = [big[i : i + 65536] for i in range(0, len(big), 65536)]
         r = await raw_call(app, method, path, {"content-type": "application/json"}, chunks)
         assert r.status == 413, (method, path)
+
+
+async def test_file_uploads_have_their_own_body_limit():
+    app = _app(attachment_max_bytes=2 * MAX_BODY_BYTES)
+    limit = 2 * MAX_BODY_BYTES + MULTIPART_OVERHEAD_BYTES
+    path = f"/tickets/{MISSING_ID}/attachments"
+    multipart = {"content-type": "multipart/form-data; boundary=b"}
+    # Over the file cap plus multipart's overhead: refused before anything is read.
+    r = await raw_call(app, "POST", path, multipart | {"content-length": str(limit + 1)}, [])
+    assert r.status == 413 and not r.body_read
+    assert json.loads(r.body) == {"detail": "The file is larger than the limit of 2 MiB"}
+    chunks = [b"x" * 65536] * (limit // 65536 + 1)
+    r = await raw_call(app, "POST", path, multipart, chunks)
+    assert r.status == 413
+    # (That more than 1 MiB gets through: test_attachments.py uploads 3 MiB.)
+    # The same path with another method, and every other path, keep 1 MiB.
+    big = {"content-length": str(MAX_BODY_BYTES + 1), "content-type": "application/json"}
+    for method, other in (("POST", "/tickets/create"), ("POST", f"/tickets/{MISSING_ID}/comments")):
+        r = await raw_call(app, method, other, big, [])
+        assert r.status == 413, other
 
 
 async def test_a_lying_or_absurd_content_length_is_refused():

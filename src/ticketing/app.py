@@ -21,6 +21,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from ticketing.attachments.routes import router as attachments_router
+from ticketing.attachments.routes import upload_body_limit
 from ticketing.auth.routes import router as auth_router
 from ticketing.config import Settings, get_settings
 from ticketing.errors import AppError, DatabaseUnavailable
@@ -112,6 +114,7 @@ def create_app(
     app.include_router(tickets_router)
     app.include_router(tickets_admin_router)
     app.include_router(mail_router)
+    app.include_router(attachments_router)
     app.include_router(jobs_router)
     app.include_router(web_router)
     app.mount("/static", static_files(), name="static")
@@ -119,7 +122,7 @@ def create_app(
 
     # Starlette runs the last-added middleware first. Security headers and CORS sit outside the
     # body limit so that its 400/413 answers (and CORS preflights) carry them too.
-    app.add_middleware(BodySizeLimitMiddleware)
+    app.add_middleware(BodySizeLimitMiddleware, path_limits=[upload_body_limit(settings)])
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,

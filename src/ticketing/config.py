@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     ticket_create_per_minute: int = Field(30, ge=1)
     comment_create_per_minute: int = Field(30, ge=1)
     max_comments_per_ticket: int = Field(1000, ge=1)
+    # Files: where they are kept (by content hash), the per-file cap, and files per ticket.
+    attachment_dir: str = "./attachments"
+    attachment_max_bytes: int = Field(10 * 1024 * 1024, ge=1)
+    max_attachments_per_ticket: int = Field(200, ge=1)
     job_retention_days: int = Field(14, ge=1)
     cors_origins: str = ""
     log_level: str = "INFO"

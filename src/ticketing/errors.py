@@ -52,6 +52,18 @@ class Conflict(AppError):
     default_detail = "Conflict with the current state"
 
 
+class PayloadTooLarge(AppError):
+    """A file (or body) over its size limit."""
+
+    status_code = 413
+    default_detail = "Request body too large"
+
+
+class UnsupportedMediaType(AppError):
+    status_code = 415
+    default_detail = "Unsupported media type"
+
+
 class InvalidField(AppError):
     """A well-formed field that is not acceptable (e.g. an assignee who is not a moderator)."""
 

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ticketing.attachments import service as attachments_service
 from ticketing.auth import service as auth_service
 from ticketing.auth.service import SEND_SIGN_IN_CODE
 from ticketing.auth.tasks import make_send_sign_in_code_handler
@@ -159,7 +160,8 @@ def _triage_handler(
     return run_triage
 
 
-# Keeps the tables that only grow (done jobs, sign-in codes, revoked tokens) at their size.
+# Keeps the tables that only grow (done jobs, sign-in codes, revoked tokens) at their size, and
+# removes attachment files no row points to.
 RETENTION = JobKind("retention", max_attempts=3, every_seconds=3600)
 
 
@@ -170,9 +172,20 @@ def _retention_handler(runtime: Runtime) -> JobHandler:
         async with runtime.db.transaction() as session:
             codes, revoked = await auth_service.forget_expired(session)
             await ctx.finish(session)
+        try:
+            files = await attachments_service.remove_orphan_files(runtime.db, runtime.settings)
+        except Exception:
+            # The tables' part is done and the next run is queued: the sweep tries again then.
+            log.exception("removing orphan attachment files failed")
+            files = 0
         log.info(
             "retention done",
-            extra={"jobs_deleted": jobs, "codes_deleted": codes, "revocations_deleted": revoked},
+            extra={
+                "jobs_deleted": jobs,
+                "codes_deleted": codes,
+                "revocations_deleted": revoked,
+                "files_deleted": files,
+            },
         )
 
     return run_retention

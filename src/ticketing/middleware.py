@@ -7,6 +7,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -61,12 +62,30 @@ class RequestContextMiddleware:
             request_id_var.reset(token)
 
 
-class BodySizeLimitMiddleware:
-    """Refuse bodies over the limit with 413, whether or not Content-Length tells the truth."""
+# A path (full match) with its own body limit, and the message of its 413.
+PathLimit = tuple[re.Pattern[str], int, str]
+TOO_LARGE = "Request body too large (limit 1 MiB)"
 
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+
+class BodySizeLimitMiddleware:
+    """Refuse bodies over the limit with 413, whether or not Content-Length tells the truth.
+
+    The limit is `max_bytes`, or that of the first of `path_limits` whose pattern matches the
+    whole path (file uploads).
+    """
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES, path_limits: Sequence[PathLimit] = ()
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.path_limits = tuple(path_limits)
+
+    def _limit(self, path: str) -> tuple[int, str]:
+        for pattern, max_bytes, message in self.path_limits:
+            if pattern.fullmatch(path):
+                return max_bytes, message
+        return self.max_bytes, TOO_LARGE
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -76,15 +95,16 @@ class BodySizeLimitMiddleware:
         if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
             await _send_json(send, 400, {"detail": "NUL characters are not allowed in URLs"})
             return
+        max_bytes, too_large = self._limit(scope["path"])
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None:
             try:
-                too_big = int(length) > self.max_bytes
+                too_big = int(length) > max_bytes
             except ValueError:
                 await _send_json(send, 400, {"detail": "Invalid Content-Length"})
                 return
             if too_big:
-                await _send_json(send, 413, {"detail": "Request body too large (limit 1 MiB)"})
+                await _send_json(send, 413, {"detail": too_large})
                 return
 
             await self.app(scope, receive, send)
@@ -100,8 +120,8 @@ class BodySizeLimitMiddleware:
                 break
             chunks.append(message.get("body", b""))
             received += len(chunks[-1])
-            if received > self.max_bytes:
-                await _send_json(send, 413, {"detail": "Request body too large (limit 1 MiB)"})
+            if received > max_bytes:
+                await _send_json(send, 413, {"detail": too_large})
                 return
             if not message.get("more_body", False):
                 break

@@ -209,6 +209,7 @@ def live_server(
             otp_resend_seconds=0,
             public_url=url,
             app_name="Acme Helpdesk",
+            attachment_dir=str(tmp_path_factory.mktemp("attachments")),
         )
         ids = asyncio.run(_seed(settings))
         config = uvicorn.Config(

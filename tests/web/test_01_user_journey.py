@@ -222,6 +222,8 @@ def test_expired_session_keeps_the_draft_and_sign_in_limits(open_tab, live_serve
     expect(page.get_by_label("Title")).to_have_value("Export button does nothing")
     page.get_by_label("Description").focus()  # keyboard only: Tab to the button, Enter
     page.keyboard.press("Tab")
+    expect(page.get_by_label("Attach files (optional)")).to_be_focused()
+    page.keyboard.press("Tab")
     expect(page.get_by_role("button", name="Submit ticket")).to_be_focused()
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Export button does nothing")).to_be_visible()

@@ -247,7 +247,9 @@ async def _attach(
         internal=internal,
     )
     if result.dropped:
-        tickets_service.note_dropped_attachments(session, ticket, result.dropped, internal=internal)
+        why = {"too_large": "over the size limit", "too_many": "too many files"}
+        names = [f"{d.filename} ({why.get(d.reason, d.reason)})" for d in result.dropped]
+        tickets_service.note_dropped_attachments(session, ticket, names, internal=internal)
 
 
 @dataclass

@@ -246,6 +246,11 @@ def add_event(
     return event
 
 
+async def get_comment(session: AsyncSession, ticket_id: str, comment_id: str) -> Comment | None:
+    stmt = select(Comment).where(Comment.id == comment_id, Comment.ticket_id == ticket_id)
+    return (await session.scalars(stmt)).first()
+
+
 def add_comment(session: AsyncSession, comment: Comment) -> Comment:
     session.add(comment)
     return comment

@@ -4,7 +4,10 @@ from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from ticketing.attachments import service as attachments_service
+from ticketing.attachments.schemas import AttachmentOut
 from ticketing.deps import AdminUser, CurrentUser, SessionDep, SettingsDep, StaffUser
 from ticketing.errors import Forbidden
 from ticketing.pagination import Order, Page, page_of
@@ -18,7 +21,7 @@ from ticketing.responses import (
     rate_limited,
 )
 from ticketing.tickets import policy, service
-from ticketing.tickets.models import Ticket
+from ticketing.tickets.models import Comment, Ticket
 from ticketing.tickets.repository import TicketFilters
 from ticketing.tickets.schemas import (
     CommentCreate,
@@ -81,6 +84,19 @@ def _filters(
         number=number,
         q=q or None,
     )
+
+
+async def comments_out(
+    session: AsyncSession, ticket_id: str, comments: list[Comment]
+) -> list[CommentOut]:
+    """Comments with their files (one query for all of them)."""
+    files = await attachments_service.files_of_comments(session, ticket_id, comments)
+    return [
+        CommentOut.model_validate(c).model_copy(
+            update={"attachments": [AttachmentOut.model_validate(a) for a in files[c.id]]}
+        )
+        for c in comments
+    ]
 
 
 # The filters both lists take (GET /tickets also filters by assignee).
@@ -217,7 +233,7 @@ async def list_comments(
         session, user, ticket_id, limit=limit, cursor=cursor, order=order
     )
     items, next_cursor = page_of(list(rows), limit)
-    return Page(items=[CommentOut.model_validate(c) for c in items], next_cursor=next_cursor)
+    return Page(items=await comments_out(session, ticket_id, items), next_cursor=next_cursor)
 
 
 @router.get(

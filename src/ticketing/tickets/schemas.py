@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
+from ticketing.attachments.schemas import AttachmentOut
 from ticketing.skills import MAX_SKILL_LENGTH, MAX_SKILLS, normalise_skills
 from ticketing.tickets.models import EventKind
 from ticketing.vocabulary import (
@@ -100,6 +101,8 @@ class CommentOut(BaseModel):
     body: str
     internal: bool
     source: Source
+    # Filled in by the routes (one query for a page of comments).
+    attachments: list[AttachmentOut] = Field(default_factory=list)
     created_at: datetime
 
 

@@ -93,7 +93,7 @@ async def knows_message(session: AsyncSession, message_id: str) -> bool:
 def note_dropped_attachments(
     session: AsyncSession, ticket: Ticket, names: Sequence[str], *, internal: bool
 ) -> None:
-    """Files that came with a mail but were not kept (over the size cap): say so on the ticket."""
+    """Files that came with a mail but were not kept (over a cap): say so on the ticket."""
     repo.add_event(
         session,
         ticket.id,
@@ -438,6 +438,11 @@ async def add_comment(
     ticket.updated_at = now
     await session.flush()
     return comment
+
+
+async def find_comment(session: AsyncSession, ticket_id: str, comment_id: str) -> Comment | None:
+    """A comment of this ticket, whoever may see it (the caller checks who asks)."""
+    return await repo.get_comment(session, ticket_id, comment_id)
 
 
 async def list_comments(

@@ -88,12 +88,69 @@ export async function api(method, path, { body, query } = {}) {
     }
   }
   if (!response.ok) {
-    const retry = Number.parseInt(response.headers.get('Retry-After') || '', 10);
-    const error = new ApiError(response.status, data, Number.isFinite(retry) ? retry : null);
-    if (response.status === 401 && token) unauthorizedHandler(error);
-    throw error;
+    throw failed(response.status, data, response.headers.get('Retry-After'), token);
   }
   return data;
+}
+
+function failed(status, data, retryAfterHeader, token) {
+  const retry = Number.parseInt(retryAfterHeader || '', 10);
+  const error = new ApiError(status, data, Number.isFinite(retry) ? retry : null);
+  if (status === 401 && token) unauthorizedHandler(error);
+  return error;
+}
+
+/** Send a multipart form (a file upload); resolves with the JSON answer, rejects with ApiError.
+ *  `onProgress(fraction)` follows the bytes sent (fetch cannot tell upload progress). */
+export function upload(path, form, { onProgress } = {}) {
+  const token = session.token;
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', new URL(path, window.location.origin));
+    xhr.setRequestHeader('Accept', 'application/json');
+    if (token) xhr.setRequestHeader('Authorization', `Bearer ${token}`);
+    if (onProgress) {
+      xhr.upload.addEventListener('progress', (event) => {
+        if (event.lengthComputable) onProgress(event.loaded / event.total);
+      });
+    }
+    xhr.addEventListener('load', () => {
+      let data = null;
+      try {
+        data = JSON.parse(xhr.responseText);
+      } catch {
+        data = null;
+      }
+      if (xhr.status >= 200 && xhr.status < 300) resolve(data);
+      else reject(failed(xhr.status, data, xhr.getResponseHeader('Retry-After'), token));
+    });
+    xhr.addEventListener('error', () => reject(new ApiError(0, null, null)));
+    xhr.send(form);
+  });
+}
+
+/** GET a file's bytes with the bearer token (never in a URL); resolves with a Blob. */
+export async function getBlob(path) {
+  const token = session.token;
+  const headers = token ? { Authorization: `Bearer ${token}` } : {};
+  let response;
+  try {
+    response = await fetch(new URL(path, window.location.origin), {
+      headers, credentials: 'omit', cache: 'no-store',
+    });
+  } catch {
+    throw new ApiError(0, null, null);
+  }
+  if (!response.ok) {
+    let data = null;
+    try {
+      data = await response.json();
+    } catch {
+      data = null;
+    }
+    throw failed(response.status, data, response.headers.get('Retry-After'), token);
+  }
+  return response.blob();
 }
 
 export const get = (path, query) => api('GET', path, { query });

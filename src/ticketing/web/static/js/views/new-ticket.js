@@ -4,6 +4,7 @@ import { api, waitText } from '../api.js';
 import {
   announce, busy, clearFieldErrors, field, formError, h, setFieldError, setFormError,
 } from '../dom.js';
+import { failureMessage, filePicker, sendFiles } from '../files.js';
 
 const DRAFT_KEY = 'helpdesk.draft';
 
@@ -26,6 +27,10 @@ export function renderNewTicket(root, ctx) {
   const title = h('input', { type: 'text', name: 'title', maxlength: '200', value: draft.title, autocomplete: 'off' });
   const description = h('textarea', { name: 'description', rows: '10', maxlength: '20000' });
   description.value = draft.description;
+  const files = filePicker({
+    id: 'ticket-files', label: 'Attach files (optional)',
+    hint: 'Screenshots, logs or documents; they are sent once the ticket is filed.',
+  });
 
   const form = h('form', { novalidate: true, class: 'card', 'aria-labelledby': 'new-ticket-heading' },
     field({ id: 'ticket-title', label: 'Title', control: title, hint: 'A short summary, up to 200 characters.' }),
@@ -33,6 +38,7 @@ export function renderNewTicket(root, ctx) {
       id: 'ticket-description', label: 'Description', control: description,
       hint: 'What happened, what you expected, and the steps to reproduce it.',
     }),
+    files.element,
     formError(),
     h('div', { class: 'actions' },
       h('button', { type: 'submit', class: 'button primary' }, 'Submit ticket'),
@@ -50,6 +56,7 @@ export function renderNewTicket(root, ctx) {
     clearDraft();
     title.value = '';
     description.value = '';
+    files.clear();
     clearFieldErrors(form);
     title.focus();
   }
@@ -59,11 +66,21 @@ export function renderNewTicket(root, ctx) {
     clearFieldErrors(form);
     save();
     try {
-      const ticket = await busy(form, () => api('POST', '/tickets/create', {
-        body: { title: title.value, description: description.value },
-      }));
-      clearDraft();
-      announce('Ticket submitted. It is being analysed and routed to the right person.', 'success');
+      const chosen = files.files;
+      let failures = [];
+      const ticket = await busy(form, async () => {
+        const filed = await api('POST', '/tickets/create', {
+          body: { title: title.value, description: description.value },
+        });
+        clearDraft();
+        if (chosen.length) failures = await sendFiles(filed.id, chosen, { picker: files });
+        return filed;
+      });
+      if (failures.length) {
+        announce(`Ticket submitted, but not all of its files. ${failureMessage(failures)}`, 'error');
+      } else {
+        announce('Ticket submitted. It is being analysed and routed to the right person.', 'success');
+      }
       ctx.navigate(`#/tickets/${encodeURIComponent(ticket.id)}`);
     } catch (error) {
       if (error.status === 401) return; // sign-in again; the draft is kept

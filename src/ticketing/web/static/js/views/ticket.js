@@ -9,6 +9,7 @@ import {
   PRIORITY, ROLE, STATUS, TYPE, analyser, analysisBadge, options, ticketNumber, personName, priorityBadge, skillChips,
   statusBadge, typeBadge, when,
 } from '../format.js';
+import { failureMessage, fileList, filePicker, sendFiles } from '../files.js';
 
 const POLL_MS = 2000;
 
@@ -90,9 +91,12 @@ export async function renderTicket(root, ctx, ticketId) {
       h('div', { class: 'badges' },
         statusBadge(ticket.status), priorityBadge(ticket.priority), typeBadge(ticket.ticket_type),
         analysisBadge(ticket)));
+    const ticketFiles = data.files.filter((f) => f.comment_id === null);
     replace(description,
       h('h2', { id: 'description-heading' }, 'Description'),
-      h('div', { class: 'description' }, ticket.description));
+      h('div', { class: 'description' }, ticket.description),
+      ticketFiles.length ? h('h3', { class: 'files-heading', id: 'ticket-files-heading' }, 'Files') : null,
+      ticketFiles.length ? fileList(ticketFiles, { label: 'Files of the ticket' }) : null);
     replace(details, h('h2', { id: 'details-heading' }, 'Details'), detailsList(ctx, ticket));
     const staffView = may(ticket, 'internal_notes');
     triage.hidden = !staffView;
@@ -239,7 +243,7 @@ export async function renderTicket(root, ctx, ticketId) {
     return forms;
   }
 
-  const replyForm = buildReplyForm(ctx, path, may(data.ticket, 'internal_notes'), async () => refresh());
+  const replyForm = buildReplyForm(ctx, data.ticket.id, path, may(data.ticket, 'internal_notes'), async () => refresh());
 
   root.classList.add('wide');
   root.append(h('article', { class: 'page ticket-page' },
@@ -257,12 +261,13 @@ export async function renderTicket(root, ctx, ticketId) {
 }
 
 async function fetchAll(path) {
-  const [ticket, comments, events] = await Promise.all([
+  const [ticket, comments, events, files] = await Promise.all([
     get(path),
     get(`${path}/comments`, { order: 'oldest', limit: 100 }),
     get(`${path}/events`, { order: 'oldest', limit: 100 }),
+    get(`${path}/attachments`),
   ]);
-  return { ticket, comments: comments.items, events: events.items };
+  return { ticket, comments: comments.items, events: events.items, files: files.items };
 }
 
 function detailsList(ctx, ticket) {
@@ -323,16 +328,24 @@ function comment(ctx, ticket, c) {
       c.internal ? h('span', { class: 'badge internal-badge' }, 'Internal note · staff only') : null,
       c.source === 'email' ? h('span', { class: 'comment-source' }, '✉ by email') : null,
       when(c.created_at)),
-    h('div', { class: 'comment-body' }, c.body));
+    h('div', { class: 'comment-body' }, c.body),
+    c.attachments && c.attachments.length
+      ? fileList(c.attachments, { label: c.internal ? 'Files of this internal note' : 'Files of this reply' })
+      : null);
 }
 
-function buildReplyForm(ctx, path, staff, onPosted) {
+function buildReplyForm(ctx, ticketId, path, staff, onPosted) {
   const body = h('textarea', { name: 'body', rows: '4', maxlength: '20000' });
+  const files = filePicker({
+    id: 'reply-files', label: 'Attach files',
+    hint: staff ? 'Files of an internal note are for staff only, like the note.' : null,
+  });
   const form = h('form', { class: 'reply', novalidate: true, 'aria-label': staff ? 'Reply or add an internal note' : 'Reply' },
     field({
       id: 'reply-body', label: staff ? 'Reply or internal note' : 'Your reply', control: body,
       hint: staff ? 'A reply is visible to the requester; an internal note only to moderators and admins.' : null,
     }),
+    files.element,
     formError(),
     h('div', { class: 'actions' },
       h('button', { type: 'submit', class: 'button primary', id: 'send-reply', value: 'public' }, 'Send reply'),
@@ -341,10 +354,20 @@ function buildReplyForm(ctx, path, staff, onPosted) {
     event.preventDefault();
     const internal = event.submitter && event.submitter.value === 'internal';
     clearFieldErrors(form);
+    const chosen = files.files;
+    let failures = [];
     try {
-      await busy(form, () => post(`${path}/comments`, { body: body.value, internal }));
-      body.value = '';
-      announce(internal ? 'Internal note added.' : 'Reply sent.', 'success');
+      await busy(form, async () => {
+        const comment = await post(`${path}/comments`, { body: body.value, internal });
+        body.value = '';
+        if (chosen.length) {
+          failures = await sendFiles(ticketId, chosen, { commentId: comment.id, picker: files });
+        }
+        files.clear();
+      });
+      const done = internal ? 'Internal note added' : 'Reply sent';
+      if (failures.length) announce(`${done}, but not all of its files. ${failureMessage(failures)}`, 'error');
+      else announce(`${done}.`, 'success');
       await onPosted();
     } catch (error) {
       if (error.status === 401) return;
@@ -398,7 +421,7 @@ function timelineItem(ctx, ticket, e) {
       text = `${d.internal ? 'Internal note added' : 'Reply posted'}${d.source === 'email' ? ' by email' : ''}`;
       break;
     case 'attachments_dropped':
-      text = `Files not kept (over the size limit): ${(d.names || []).join(', ')}`;
+      text = `Files not kept: ${(d.names || []).join(', ')}`;
       break;
     case 'emailed':
       text = `Emailed ${d.to || 'someone'} (${EMAIL_KINDS[d.kind] || d.kind || 'notification'})`;
