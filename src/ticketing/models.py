@@ -5,7 +5,9 @@ from ticketing.auth.models import LoginCode, RevokedToken
 from ticketing.db import Base
 from ticketing.jobs.models import Job
 from ticketing.mail.models import InboundEmail, MailboxState
+from ticketing.sla.models import SlaConfig
 from ticketing.tickets.models import Comment, Ticket, TicketEvent, TicketMessage
+from ticketing.triage.models import TriageCorrection, TriageModelVersion
 from ticketing.users.models import User
 
 __all__ = [
@@ -17,8 +19,11 @@ __all__ = [
     "LoginCode",
     "MailboxState",
     "RevokedToken",
+    "SlaConfig",
     "Ticket",
     "TicketEvent",
     "TicketMessage",
+    "TriageCorrection",
+    "TriageModelVersion",
     "User",
 ]

@@ -49,6 +49,13 @@ class TicketType(StrEnum):
     other = "other"
 
 
+class SlaStatus(StrEnum):
+    on_track = "on_track"
+    at_risk = "at_risk"  # at least warning_ratio of a pending target's time used
+    breached = "breached"  # a target passed unmet; stays
+    met = "met"  # resolved with both targets met
+
+
 class AnalysisStatus(StrEnum):
     pending = "pending"
     ai = "ai"

@@ -33,4 +33,5 @@ class Attachment(IdMixin, Base):
     __table_args__ = (
         Index("ix_attachments_ticket_created", "ticket_id", "created_at"),
         Index("ix_attachments_sha256", "sha256"),
+        Index("ix_attachments_uploader_created", "uploaded_by", "created_at"),
     )

@@ -4,11 +4,18 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ticketing.db import Base, EnumText, IdMixin, TimestampMixin, utcnow
-from ticketing.vocabulary import AnalysisStatus, Priority, Source, TicketStatus, TicketType
+from ticketing.vocabulary import (
+    AnalysisStatus,
+    Priority,
+    SlaStatus,
+    Source,
+    TicketStatus,
+    TicketType,
+)
 
 
 class EventKind(StrEnum):
@@ -23,6 +30,8 @@ class EventKind(StrEnum):
     commented = "commented"
     emailed = "emailed"
     attachments_dropped = "attachments_dropped"  # files of a mail that were over the cap
+    sla_warning = "sla_warning"  # staff-only: a target is at risk
+    sla_breached = "sla_breached"  # staff-only: a target passed unmet
 
 
 class Ticket(IdMixin, TimestampMixin, Base):
@@ -52,6 +61,25 @@ class Ticket(IdMixin, TimestampMixin, Base):
     assigned_at: Mapped[datetime | None] = mapped_column(default=None)
     assignment_reason: Mapped[str | None] = mapped_column(Text, default=None)
     resolved_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Per field, 0..1, from the model's probabilities (see triage); below the threshold the
+    # ticket is flagged for review.
+    analysis_confidence: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    needs_review: Mapped[bool] = mapped_column(default=False, server_default=false())
+
+    # SLA (contract: "SLA"). sla_next_due_at is the nearest pending due time (order=due);
+    # the resolution clock stands still from sla_paused_at while the ticket is waiting, and
+    # sla_paused_seconds sums the pauses so far. Each flag makes its mail happen once.
+    first_response_due_at: Mapped[datetime | None] = mapped_column(default=None)
+    first_responded_at: Mapped[datetime | None] = mapped_column(default=None)
+    resolution_due_at: Mapped[datetime | None] = mapped_column(default=None)
+    sla_status: Mapped[SlaStatus | None] = mapped_column(EnumText(SlaStatus), default=None)
+    sla_next_due_at: Mapped[datetime | None] = mapped_column(default=None)
+    sla_paused_at: Mapped[datetime | None] = mapped_column(default=None)
+    sla_paused_seconds: Mapped[int] = mapped_column(default=0, server_default="0")
+    sla_response_warned: Mapped[bool] = mapped_column(default=False, server_default=false())
+    sla_response_breached: Mapped[bool] = mapped_column(default=False, server_default=false())
+    sla_resolution_warned: Mapped[bool] = mapped_column(default=False, server_default=false())
+    sla_resolution_breached: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     __table_args__ = (
         # Listing is newest-first with (created_at, id) as the cursor; each index below serves
@@ -63,6 +91,8 @@ class Ticket(IdMixin, TimestampMixin, Base):
         Index("ix_tickets_assignee_status", "assigned_to", "status"),
         Index("ix_tickets_status_created", "status", "created_at", "id"),
         Index("ix_tickets_analysis_status", "analysis_status", "status"),
+        Index("ix_tickets_sla_next_due", "sla_next_due_at", "id"),
+        Index("ix_tickets_sla_status_created", "sla_status", "created_at", "id"),
     )
 
 

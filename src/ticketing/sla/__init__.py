@@ -1,0 +1,1 @@
+"""Service-level targets: the policy, business-hours clocks, due times, warnings, breaches."""
