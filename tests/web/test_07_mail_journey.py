@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from ..conftest import ADMIN_EMAIL
 from ..imap_server import DovecotServer, Mailbox, dovecot_installed
 from ..smtp_server import ReceivedMail, SmtpTestServer
 from .conftest import LiveServer, Tab, expect, run_live_server, shot
@@ -277,3 +278,53 @@ def test_a_reply_goes_out_by_mail_and_the_answer_comes_back_onto_the_ticket(
     assert references(resolved)[0] == first_id and reply_id in references(resolved)
     assert support_mailbox.count("INBOX") == 0
     mod.assert_clean()
+
+
+def test_an_admin_sees_which_mail_was_ignored_or_rejected_and_why(
+    open_tab, live_server: LiveServer, support_mailbox: Mailbox
+):
+    handled = support_mailbox.count("Processed")
+    away = EmailMessage()
+    away["From"] = "dana@example.com"
+    away["To"] = support_mailbox.user
+    away["Subject"] = "Out of office: Invoices export times out"
+    away["Auto-Submitted"] = "auto-replied"
+    away["Message-ID"] = make_msgid(domain=CLIENT_DOMAIN)
+    away.set_content("I am away until Monday.")
+    nobody = EmailMessage()
+    nobody["To"] = support_mailbox.user
+    nobody["Subject"] = "Who sent this?"
+    nobody["Message-ID"] = make_msgid(domain=CLIENT_DOMAIN)
+    nobody.set_content("A message without a sender.")
+    support_mailbox.append([bytes(away), bytes(nobody)])
+    deadline = time.monotonic() + MAIL_SECONDS
+    while support_mailbox.count("Processed") < handled + 2:
+        assert time.monotonic() < deadline, "the two messages were never read"
+        time.sleep(0.1)
+
+    admin = open_tab()
+    page = admin.page
+    admin.goto("#/")
+    admin.sign_in(ADMIN_EMAIL)
+    page.get_by_role("link", name="Inbound mail").click()
+    expect(page.get_by_role("heading", name="Inbound mail")).to_be_visible()
+    rows = page.locator("table.inbound tbody tr")
+    ignored = rows.filter(has_text="Out of office")
+    expect(ignored).to_contain_text("Ignored")
+    expect(ignored).to_contain_text("Auto-Submitted: auto-replied")
+    expect(ignored).to_contain_text("dana@example.com")
+    rejected = rows.filter(has_text="Who sent this?")
+    expect(rejected).to_contain_text("Rejected")
+    expect(rejected).to_contain_text("no usable sender address")
+    # The earlier journeys' mail is there too, with what it became and a link to the ticket.
+    reply = rows.filter(has_text="Re: [#").filter(has_text="omar@example.com")
+    expect(reply).to_contain_text("Reply")
+    expect(reply.get_by_role("link", name="Open ticket")).to_be_visible()
+    first = rows.filter(has_text="dana@example.com").filter(has_text="Invoices export times out")
+    expect(first.filter(has_text="New ticket")).to_have_count(1)
+
+    page.get_by_label("Outcome").select_option("rejected")
+    expect(rows).to_have_count(1)
+    expect(rows).to_contain_text("Who sent this?")
+    admin.assert_labelled()
+    admin.assert_clean()
