@@ -135,7 +135,7 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
         "cpu_ms_per_statement_excluding_parse": round((cpu_ms - parse_ms) * n / statements, 3),
         "loadavg_before": load_before,
         "loadavg_after": loadavg(),
-        "profiled": bool(args.cprofile),
+        "profiled": "yes" if args.cprofile else "no",
     }
 
 
