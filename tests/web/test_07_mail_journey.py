@@ -230,6 +230,7 @@ def test_a_reply_goes_out_by_mail_and_the_answer_comes_back_onto_the_ticket(
     assert str(ack.message["Message-ID"]) in thread
     assert relayed.message["In-Reply-To"] == thread[-1]
     assert relayed.message["From"].addresses[0].addr_spec == support_mailbox.user
+    assert relayed.message["Reply-To"].addresses[0].addr_spec == support_mailbox.user
 
     # They answer from their mail client, quoting as mail clients do.
     reply_text = "Chrome on a laptop, not private. It happens with Firefox too."
