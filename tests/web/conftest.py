@@ -155,9 +155,14 @@ class LiveServer:
             self.gemini.answer = saved
 
     def wait_for_ticket(
-        self, token: str, ticket_id: str, check: Callable[[dict[str, Any]], bool]
+        self,
+        token: str,
+        ticket_id: str,
+        check: Callable[[dict[str, Any]], bool],
+        *,
+        timeout: float = 15,
     ) -> dict[str, Any]:
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + timeout
         with self.client(token) as c:
             while True:
                 ticket: dict[str, Any] = c.get(f"/tickets/{ticket_id}").json()

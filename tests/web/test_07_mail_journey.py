@@ -104,13 +104,10 @@ def mailed_in_ticket(
 ) -> tuple[str, int, str, ReceivedMail]:
     """A customer mails support; returns (ticket id, number, their Message-ID, our
     acknowledgement) once the acknowledgement has arrived."""
-    before = len(live.smtp.to(sender))
+    earlier = live.smtp.to(sender)
     message_id = customer_mail(mailbox, sender, subject, body)
     ack = live.wait_for_mail(
-        sender,
-        subject,
-        timeout=MAIL_SECONDS,
-        check=lambda m: m not in live.smtp.to(sender)[:before],
+        sender, subject, timeout=MAIL_SECONDS, check=lambda m: m not in earlier
     )
     number = re.fullmatch(rf"\[#(\d+)\] {re.escape(subject)}", ack.subject)
     assert number, f"the acknowledgement's subject is {ack.subject!r}"
@@ -126,7 +123,12 @@ def open_ticket_as(tab: Tab, email: str, ticket_id: str, title: str) -> None:
 
 
 def wait_assigned(live: LiveServer, token: str, ticket_id: str) -> None:
-    live.wait_for_ticket(token, ticket_id, lambda t: t["assigned_to"] == live.ids[MODERATOR])
+    live.wait_for_ticket(
+        token,
+        ticket_id,
+        lambda t: t["assigned_to"] == live.ids[MODERATOR],
+        timeout=MAIL_SECONDS,
+    )
 
 
 def wait_for_comment(live: LiveServer, token: str, ticket_id: str, text: str) -> dict[str, Any]:
