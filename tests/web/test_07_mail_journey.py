@@ -326,6 +326,8 @@ def test_an_admin_sees_which_mail_was_ignored_or_rejected_and_why(
     first = rows.filter(has_text="dana@example.com").filter(has_text="Invoices export times out")
     expect(first.filter(has_text="New ticket")).to_have_count(1)
 
+    shot(page, "admin-inbound-mail", full_page=True)
+
     page.get_by_label("Outcome").select_option("rejected")
     expect(rows).to_have_count(1)
     expect(rows).to_contain_text("Who sent this?")
