@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from ticketing.db import utcnow
+from ticketing.reports import service
 from ticketing.tickets.models import Ticket
 from ticketing.triage.models import TriageCorrection
 from ticketing.users.models import User
@@ -241,7 +242,9 @@ async def test_an_empty_period_gives_zeros_and_nulls(client, admin, people):
     }
     names = sorted(row["name"] for row in report["by_assignee"])
     assert "Ann" in names and "Bo" in names and "Uma" not in names  # staff only
-    assert all(row["open"] == row["resolved"] == row["breached"] == 0 for row in report["by_assignee"])
+    assert all(
+        row["open"] == row["resolved"] == row["breached"] == 0 for row in report["by_assignee"]
+    )
 
     r = await client.get("/admin/reports/summary", params={"format": "csv"}, headers=admin)
     assert r.status_code == 200
@@ -327,7 +330,7 @@ async def test_csv_has_one_row_per_ticket_of_the_period(client, admin, people, s
     async with runtime.db.transaction() as session:
         mallory = await session.get(User, people["bo"].id)
         assert mallory is not None
-        mallory.name = "=HYPERLINK(\"http://evil.example\",\"x\")"
+        mallory.name = '=HYPERLINK("http://evil.example","x")'
     first = await seed.ticket(
         OCT + timedelta(days=2), title="=1+2", first_response_after=12.5,
         resolution_after=90, status="resolved", priority="high", ticket_type="bug",
@@ -338,7 +341,7 @@ async def test_csv_has_one_row_per_ticket_of_the_period(client, admin, people, s
         OCT + timedelta(days=3), title="+cmd|' /C calc'!A0", assigned_to=people["bo"].id
     )
     third = await seed.ticket(OCT + timedelta(days=1), title="-2 and @SUM(A1)")
-    fourth = await seed.ticket(OCT + timedelta(days=4), title="@me plain, \"quoted\"")
+    fourth = await seed.ticket(OCT + timedelta(days=4), title='@me plain, "quoted"')
     await seed.ticket(OCT - timedelta(seconds=1), title="September")
     await seed.ticket(datetime(2026, 11, 1, tzinfo=UTC), title="November")
 
@@ -375,9 +378,9 @@ async def test_csv_has_one_row_per_ticket_of_the_period(client, admin, people, s
     }
     # Formula injection: every cell a spreadsheet would run starts with a quote instead.
     assert by_id[second]["title"] == "'+cmd|' /C calc'!A0"
-    assert by_id[second]["assignee_name"] == "'=HYPERLINK(\"http://evil.example\",\"x\")"
+    assert by_id[second]["assignee_name"] == '\'=HYPERLINK("http://evil.example","x")'
     assert by_id[third]["title"] == "'-2 and @SUM(A1)"
-    assert by_id[fourth]["title"] == "'@me plain, \"quoted\""
+    assert by_id[fourth]["title"] == '\'@me plain, "quoted"'
     assert by_id[third]["assignee_name"] == by_id[third]["first_response_minutes"] == ""
     for row in rows:
         for value in row.values():
@@ -398,11 +401,16 @@ async def test_csv_streams_many_rows(client, admin, seed, runtime):
                     updated_at=OCT,
                 )
             )
-    async with client.stream(
-        "GET", "/admin/reports/summary", params={**PERIOD, "format": "csv"}, headers=admin
-    ) as r:
-        assert r.status_code == 200
-        chunks = [chunk async for chunk in r.aiter_bytes()]
-    assert len(chunks) > 2  # written batch by batch, not as one body
-    rows = list(csv.DictReader(io.StringIO(b"".join(chunks).decode())))
+    r = await client.get(
+        "/admin/reports/summary", params={**PERIOD, "format": "csv"}, headers=admin
+    )
+    assert r.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(r.text)))
     assert [row["title"] for row in rows] == [f"Bulk {i}" for i in range(1234)]
+
+    # The body is produced batch by batch (httpx's ASGI transport gathers it into one, so the
+    # response's generator is read here directly): the header, then 500 + 500 + 234 rows.
+    period = service.resolve_period("2026-10-01", "2026-10-31")
+    chunks = [chunk async for chunk in service.stream_csv(runtime.db, period)]
+    assert [chunk.count(b"\r\n") for chunk in chunks] == [1, 500, 500, 234]
+    assert b"".join(chunks).decode() == r.text

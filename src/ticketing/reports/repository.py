@@ -16,7 +16,6 @@ from sqlalchemy import (
     ColumnElement,
     Float,
     Integer,
-    Row,
     and_,
     case,
     cast,
@@ -30,7 +29,14 @@ from sqlalchemy.orm import aliased
 from ticketing.tickets.models import Ticket
 from ticketing.triage.models import TriageCorrection
 from ticketing.users.models import User
-from ticketing.vocabulary import STAFF_ROLES, AnalysisStatus, SlaStatus, TicketStatus
+from ticketing.vocabulary import (
+    STAFF_ROLES,
+    AnalysisStatus,
+    Priority,
+    SlaStatus,
+    TicketStatus,
+    TicketType,
+)
 
 # The backlog: tickets somebody still has to do something about (also a person's load).
 BACKLOG_STATES = (TicketStatus.open, TicketStatus.in_progress, TicketStatus.waiting)
@@ -57,7 +63,7 @@ def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
 
-def minutes_between(dialect: str, start: Any, end: Any) -> ColumnElement[float]:
+def minutes_between(dialect: str, start: Any, end: Any) -> ColumnElement[Any]:
     """`end - start` in minutes (a float), as SQL on the given engine."""
     if dialect == "postgresql":
         return func.extract("epoch", end - start) / 60.0
@@ -65,7 +71,16 @@ def minutes_between(dialect: str, start: Any, end: Any) -> ColumnElement[float]:
     return (func.julianday(end) - func.julianday(start)) * 1440.0
 
 
-async def period_counts(session: AsyncSession, period: Period) -> Row[Any]:
+@dataclass(frozen=True)
+class PeriodCounts:
+    created: int
+    sla_met: int
+    sla_breached: int
+    analysed: int
+    fallback: int
+
+
+async def period_counts(session: AsyncSession, period: Period) -> PeriodCounts:
     """One pass over the period's tickets: created, SLA met/breached, analysed, fallback."""
     analysed = Ticket.analysis_status.in_([AnalysisStatus.ai, AnalysisStatus.fallback])
     stmt = select(
@@ -75,7 +90,8 @@ async def period_counts(session: AsyncSession, period: Period) -> Row[Any]:
         _count_if(analysed).label("analysed"),
         _count_if(Ticket.analysis_status == AnalysisStatus.fallback).label("fallback"),
     ).where(_created_in(period))
-    return (await session.execute(stmt)).one()
+    row = (await session.execute(stmt)).one()
+    return PeriodCounts(*(int(value) for value in row))
 
 
 async def resolved_count(session: AsyncSession, period: Period) -> int:
@@ -87,17 +103,19 @@ async def resolved_count(session: AsyncSession, period: Period) -> int:
 
 async def created_by_priority_and_type(
     session: AsyncSession, period: Period
-) -> Sequence[Row[Any]]:
+) -> list[tuple[Priority | None, TicketType | None, int]]:
     """(priority, ticket_type, count) for the period's tickets: at most 5 x 6 rows."""
     stmt = (
         select(Ticket.priority, Ticket.ticket_type, func.count().label("n"))
         .where(_created_in(period))
         .group_by(Ticket.priority, Ticket.ticket_type)
     )
-    return (await session.execute(stmt)).all()
+    return [(row[0], row[1], int(row[2])) for row in await session.execute(stmt)]
 
 
-async def backlog(session: AsyncSession) -> Sequence[Row[Any]]:
+async def backlog(
+    session: AsyncSession,
+) -> list[tuple[TicketStatus, Priority | None, SlaStatus | None, bool, int]]:
     """The backlog now, whatever the period: (status, priority, sla_status, unassigned, count)."""
     unassigned = Ticket.assigned_to.is_(None)
     stmt = (
@@ -111,7 +129,9 @@ async def backlog(session: AsyncSession) -> Sequence[Row[Any]]:
         .where(Ticket.status.in_(BACKLOG_STATES))
         .group_by(Ticket.status, Ticket.priority, Ticket.sla_status, unassigned)
     )
-    return (await session.execute(stmt)).all()
+    return [
+        (row[0], row[1], row[2], bool(row[3]), int(row[4])) for row in await session.execute(stmt)
+    ]
 
 
 async def percentiles(
@@ -129,9 +149,9 @@ async def percentiles(
     minutes = minutes_between(dialect, Ticket.created_at, end_column)
     where = and_(_created_in(period), end_column.is_not(None))
     if dialect == "postgresql":
-        stmt = select(
-            *(func.percentile_cont(p).within_group(minutes) for p in PERCENTILES)
-        ).where(where)
+        stmt = select(*(func.percentile_cont(p).within_group(minutes) for p in PERCENTILES)).where(
+            where
+        )
         row = (await session.execute(stmt)).one()
         return _minutes(row[0]), _minutes(row[1])
 
@@ -159,8 +179,10 @@ async def percentiles(
                 )
             )
         )
-    stmt = select(func.count(), *values).select_from(ranked).where(
-        ranked.c.i <= cast(PERCENTILES[-1] * (ranked.c.n - 1), Integer) + 1
+    stmt = (
+        select(func.count(), *values)
+        .select_from(ranked)
+        .where(ranked.c.i <= cast(PERCENTILES[-1] * (ranked.c.n - 1), Integer) + 1)
     )
     row = (await session.execute(stmt)).one()
     if not row[0]:
@@ -172,7 +194,16 @@ def _minutes(value: Any) -> float | None:
     return None if value is None else round(float(value), 1)
 
 
-async def by_assignee(session: AsyncSession, period: Period) -> Sequence[Row[Any]]:
+@dataclass(frozen=True)
+class AssigneeRow:
+    user_id: str
+    name: str
+    open: int
+    resolved: int
+    breached: int
+
+
+async def by_assignee(session: AsyncSession, period: Period) -> list[AssigneeRow]:
     """Per person: open now (their backlog), resolved in the period, breached among the
     period's tickets. Every active staff member, and anyone else with a figure."""
     per_person = (
@@ -215,7 +246,10 @@ async def by_assignee(session: AsyncSession, period: Period) -> Sequence[Row[Any
             person.id,
         )
     )
-    return (await session.execute(stmt)).all()
+    return [
+        AssigneeRow(row[0], row[1], int(row[2]), int(row[3]), int(row[4]))
+        for row in await session.execute(stmt)
+    ]
 
 
 async def corrected_counts(session: AsyncSession, period: Period) -> dict[str, int]:
@@ -234,7 +268,7 @@ async def corrected_counts(session: AsyncSession, period: Period) -> dict[str, i
 
 async def stream_ticket_rows(
     session: AsyncSession, period: Period, batch: int = 500
-) -> AsyncIterator[Sequence[Row[Any]]]:
+) -> AsyncIterator[Sequence[Sequence[Any]]]:
     """The period's tickets, oldest first, with the assignee's name and email and both
     durations in minutes, in batches (a server-side cursor on PostgreSQL)."""
     dialect = session.get_bind().dialect.name
@@ -253,8 +287,9 @@ async def stream_ticket_rows(
             assignee.email.label("assignee_email"),
             Ticket.first_responded_at,
             Ticket.resolved_at,
-            cast(minutes_between(dialect, Ticket.created_at, Ticket.first_responded_at), Float)
-            .label("first_response_minutes"),
+            cast(
+                minutes_between(dialect, Ticket.created_at, Ticket.first_responded_at), Float
+            ).label("first_response_minutes"),
             cast(minutes_between(dialect, Ticket.created_at, Ticket.resolved_at), Float).label(
                 "resolution_minutes"
             ),

@@ -12,13 +12,9 @@ from ticketing.reports import service
 from ticketing.reports.schemas import Summary
 from ticketing.responses import FIELD_ERRORS, FORBIDDEN, UNAUTHORIZED, Responses
 
-router = APIRouter(
-    prefix="/admin/reports", tags=["admin"], responses={**UNAUTHORIZED, **FORBIDDEN}
-)
+router = APIRouter(prefix="/admin/reports", tags=["admin"], responses={**UNAUTHORIZED, **FORBIDDEN})
 
-_MOMENT = (
-    "ISO 8601 date or timestamp (UTC when it has no offset); a date as `to` includes that day"
-)
+_MOMENT = "ISO 8601 date or timestamp (UTC when it has no offset); a date as `to` includes that day"
 
 CSV_RESPONSE: Responses = {
     200: {
@@ -35,7 +31,7 @@ CSV_RESPONSE: Responses = {
     response_model_by_alias=True,
     responses={**CSV_RESPONSE, **FIELD_ERRORS},
 )
-async def report_summary(  # noqa: PLR0913 (FastAPI parameters)
+async def report_summary(
     _admin: AdminUser,
     session: SessionDep,
     runtime: RuntimeDep,

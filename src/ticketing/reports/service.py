@@ -44,8 +44,7 @@ def _parse_moment(name: str, value: str, *, end: bool) -> datetime:
         moment = datetime.fromisoformat(value)
     except (ValueError, OverflowError):
         raise InvalidField(
-            f"'{name}' must be an ISO 8601 date (2026-11-30) or timestamp "
-            "(2026-11-30T09:00:00Z)"
+            f"'{name}' must be an ISO 8601 date (2026-11-30) or timestamp (2026-11-30T09:00:00Z)"
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
@@ -96,11 +95,11 @@ async def summary(session: AsyncSession, period: Period) -> Summary:
 
     first_median, first_p90 = await repo.percentiles(session, period, "first_responded_at")
     resolution_median, resolution_p90 = await repo.percentiles(session, period, "resolved_at")
-    met, breached = int(counts.sla_met), int(counts.sla_breached)
+    met, breached = counts.sla_met, counts.sla_breached
     return Summary(
         from_=period.start,
         to=period.end,
-        created=int(counts.created),
+        created=counts.created,
         resolved=await repo.resolved_count(session, period),
         backlog=Backlog(
             open=backlog[TicketStatus.open],
@@ -122,17 +121,17 @@ async def summary(session: AsyncSession, period: Period) -> Summary:
         by_type=by_type,
         by_assignee=[
             AssigneeFigures(
-                user_id=row.id,
+                user_id=row.user_id,
                 name=row.name,
-                open=int(row.open),
-                resolved=int(row.resolved),
-                breached=int(row.breached),
+                open=row.open,
+                resolved=row.resolved,
+                breached=row.breached,
             )
             for row in await repo.by_assignee(session, period)
         ],
         ai=AiFigures(
-            analysed=int(counts.analysed),
-            fallback=int(counts.fallback),
+            analysed=counts.analysed,
+            fallback=counts.fallback,
             corrected=Corrected(**await repo.corrected_counts(session, period)),
         ),
     )
