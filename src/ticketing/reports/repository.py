@@ -72,26 +72,116 @@ def minutes_between(dialect: str, start: Any, end: Any) -> ColumnElement[Any]:
 
 
 @dataclass(frozen=True)
-class PeriodCounts:
+class PeriodFigures:
     created: int
     sla_met: int
     sla_breached: int
     analysed: int
     fallback: int
+    # minutes from created_at; None when no ticket of the period has it
+    first_response_median: float | None
+    first_response_p90: float | None
+    resolution_median: float | None
+    resolution_p90: float | None
 
 
-async def period_counts(session: AsyncSession, period: Period) -> PeriodCounts:
-    """One pass over the period's tickets: created, SLA met/breached, analysed, fallback."""
+async def period_figures(session: AsyncSession, period: Period) -> PeriodFigures:
+    """One pass over the period's tickets (a covering index): the counts, and the median and
+    90th percentile of the minutes to the first response and to the resolution, over the
+    tickets that have them.
+
+    Continuous percentiles (linear interpolation between the two nearest values), the same on
+    both engines: PostgreSQL's percentile_cont (which skips NULLs); on SQLite, which has no
+    percentile function, the rows are ranked by window functions and the two values either
+    side of each percentile weighed in SQL.
+    """
+    dialect = session.get_bind().dialect.name
     analysed = Ticket.analysis_status.in_([AnalysisStatus.ai, AnalysisStatus.fallback])
+    durations = {
+        "first_response": Ticket.first_responded_at,
+        "resolution": Ticket.resolved_at,
+    }
+    if dialect == "postgresql":
+        stmt = select(
+            func.count(),
+            _count_if(Ticket.sla_status == SlaStatus.met),
+            _count_if(Ticket.sla_status == SlaStatus.breached),
+            _count_if(analysed),
+            _count_if(Ticket.analysis_status == AnalysisStatus.fallback),
+            *(
+                func.percentile_cont(p).within_group(
+                    minutes_between(dialect, Ticket.created_at, until)
+                )
+                for until in durations.values()
+                for p in PERCENTILES
+            ),
+        ).where(_created_in(period))
+        row = (await session.execute(stmt)).one()
+        return _figures(row[:5], row[5:7], row[7:9])
+
+    columns: list[Any] = [Ticket.sla_status, Ticket.analysis_status]
+    for name, until in durations.items():
+        minutes = minutes_between(dialect, Ticket.created_at, until)
+        columns += [
+            minutes.label(f"{name}_m"),
+            # 0, 1, 2, ... over the tickets that have the time (NULLs rank apart)
+            (func.row_number().over(partition_by=until.is_(None), order_by=minutes) - 1).label(
+                f"{name}_i"
+            ),
+            func.count(until).over().label(f"{name}_n"),
+        ]
+    ranked = select(*columns).where(_created_in(period)).subquery()
+    values: list[Any] = []
+    for name in durations:
+        m, i, n = ranked.c[f"{name}_m"], ranked.c[f"{name}_i"], ranked.c[f"{name}_n"]
+        values.append(func.max(n))
+        for p in PERCENTILES:
+            # position = p * (n - 1); the value is m[lo] + (m[lo + 1] - m[lo]) * (position - lo)
+            position = p * (n - 1)
+            lo = cast(position, Integer)
+            weight = position - lo
+            values.append(
+                func.sum(
+                    case(
+                        (m.is_(None), 0),
+                        (i == lo, m * (1 - weight)),
+                        (i == lo + 1, m * weight),
+                        else_=0,
+                    )
+                )
+            )
     stmt = select(
-        func.count().label("created"),
-        _count_if(Ticket.sla_status == SlaStatus.met).label("sla_met"),
-        _count_if(Ticket.sla_status == SlaStatus.breached).label("sla_breached"),
-        _count_if(analysed).label("analysed"),
-        _count_if(Ticket.analysis_status == AnalysisStatus.fallback).label("fallback"),
-    ).where(_created_in(period))
+        func.count(),
+        _count_if(ranked.c.sla_status == SlaStatus.met),
+        _count_if(ranked.c.sla_status == SlaStatus.breached),
+        _count_if(ranked.c.analysis_status.in_([AnalysisStatus.ai, AnalysisStatus.fallback])),
+        _count_if(ranked.c.analysis_status == AnalysisStatus.fallback),
+        *values,
+    ).select_from(ranked)
     row = (await session.execute(stmt)).one()
-    return PeriodCounts(*(int(value) for value in row))
+    first_n, first_median, first_p90, res_n, res_median, res_p90 = row[5:]
+    return _figures(
+        row[:5],
+        (first_median, first_p90) if first_n else (None, None),
+        (res_median, res_p90) if res_n else (None, None),
+    )
+
+
+def _figures(
+    counts: Sequence[Any], first_response: Sequence[Any], resolution: Sequence[Any]
+) -> PeriodFigures:
+    created, met, breached, analysed, fallback = (int(v) for v in counts)
+    return PeriodFigures(
+        created=created,
+        sla_met=met,
+        sla_breached=breached,
+        analysed=analysed,
+        fallback=fallback,
+        first_response_median=_minutes(first_response[0]),
+        first_response_p90=_minutes(first_response[1]),
+        resolution_median=_minutes(resolution[0]),
+        resolution_p90=_minutes(resolution[1]),
+    )
 
 
 async def resolved_count(session: AsyncSession, period: Period) -> int:
@@ -134,62 +224,6 @@ async def backlog(
     ]
 
 
-async def percentiles(
-    session: AsyncSession, period: Period, until: str
-) -> tuple[float | None, float | None]:
-    """The median and 90th percentile, in minutes, of `created_at -> until` (the column
-    `first_responded_at` or `resolved_at`) over the period's tickets that have it.
-
-    Continuous percentiles (linear interpolation between the two nearest values), the same on
-    both engines: PostgreSQL's percentile_cont; on SQLite, which has none, the rows are ranked
-    by a window function and the two values either side of each percentile weighed in SQL.
-    """
-    end_column = getattr(Ticket, until)
-    dialect = session.get_bind().dialect.name
-    minutes = minutes_between(dialect, Ticket.created_at, end_column)
-    where = and_(_created_in(period), end_column.is_not(None))
-    if dialect == "postgresql":
-        stmt = select(*(func.percentile_cont(p).within_group(minutes) for p in PERCENTILES)).where(
-            where
-        )
-        row = (await session.execute(stmt)).one()
-        return _minutes(row[0]), _minutes(row[1])
-
-    ranked = (
-        select(
-            minutes.label("m"),
-            (func.row_number().over(order_by=minutes) - 1).label("i"),
-            func.count().over().label("n"),
-        )
-        .where(where)
-        .subquery()
-    )
-    values = []
-    for p in PERCENTILES:
-        # position = p * (n - 1); the value is m[lo] + (m[lo + 1] - m[lo]) * (position - lo)
-        position = p * (ranked.c.n - 1)
-        lo = cast(position, Integer)
-        weight = position - lo
-        values.append(
-            func.sum(
-                case(
-                    (ranked.c.i == lo, ranked.c.m * (1 - weight)),
-                    (ranked.c.i == lo + 1, ranked.c.m * weight),
-                    else_=0,
-                )
-            )
-        )
-    stmt = (
-        select(func.count(), *values)
-        .select_from(ranked)
-        .where(ranked.c.i <= cast(PERCENTILES[-1] * (ranked.c.n - 1), Integer) + 1)
-    )
-    row = (await session.execute(stmt)).one()
-    if not row[0]:
-        return None, None
-    return _minutes(row[1]), _minutes(row[2])
-
-
 def _minutes(value: Any) -> float | None:
     return None if value is None else round(float(value), 1)
 
@@ -205,46 +239,45 @@ class AssigneeRow:
 
 async def by_assignee(session: AsyncSession, period: Period) -> list[AssigneeRow]:
     """Per person: open now (their backlog), resolved in the period, breached among the
-    period's tickets. Every active staff member, and anyone else with a figure."""
-    per_person = (
-        select(
-            Ticket.assigned_to.label("user_id"),
-            _count_if(Ticket.status.in_(BACKLOG_STATES)).label("open"),
-            _count_if(_resolved_in(period)).label("resolved"),
-            _count_if(and_(_created_in(period), Ticket.sla_status == SlaStatus.breached)).label(
-                "breached"
-            ),
+    period's tickets. Every active staff member, and anyone else with a figure. Three grouped
+    counts, each answered by its own covering index, joined to the people."""
+    assigned = Ticket.assigned_to.is_not(None)
+
+    def per_person(name: str, *where: ColumnElement[bool]) -> Any:
+        return (
+            select(Ticket.assigned_to.label("user_id"), func.count().label(name))
+            .where(assigned, *where)
+            .group_by(Ticket.assigned_to)
+            .subquery()
         )
-        .where(
-            Ticket.assigned_to.is_not(None),
-            or_(Ticket.status.in_(BACKLOG_STATES), _resolved_in(period), _created_in(period)),
-        )
-        .group_by(Ticket.assigned_to)
-        .subquery()
-    )
+
+    open_now = per_person("n", Ticket.status.in_(BACKLOG_STATES))
+    resolved = per_person("n", _resolved_in(period))
+    breached = per_person("n", _created_in(period), Ticket.sla_status == SlaStatus.breached)
     person = aliased(User)
-    open_now = func.coalesce(per_person.c.open, 0).label("open")
+    open_count = func.coalesce(open_now.c.n, 0).label("open")
+    name = func.coalesce(person.name, person.email)
     stmt = (
         select(
             person.id,
-            func.coalesce(person.name, person.email).label("name"),
-            open_now,
-            func.coalesce(per_person.c.resolved, 0).label("resolved"),
-            func.coalesce(per_person.c.breached, 0).label("breached"),
+            name.label("name"),
+            open_count,
+            func.coalesce(resolved.c.n, 0),
+            func.coalesce(breached.c.n, 0),
         )
         .select_from(person)
-        .outerjoin(per_person, per_person.c.user_id == person.id)
+        .outerjoin(open_now, open_now.c.user_id == person.id)
+        .outerjoin(resolved, resolved.c.user_id == person.id)
+        .outerjoin(breached, breached.c.user_id == person.id)
         .where(
             or_(
                 and_(person.role.in_(STAFF_ROLES), person.is_active.is_(True)),
-                per_person.c.user_id.is_not(None),
+                open_now.c.user_id.is_not(None),
+                resolved.c.user_id.is_not(None),
+                breached.c.user_id.is_not(None),
             )
         )
-        .order_by(
-            open_now.desc(),
-            func.lower(func.coalesce(person.name, person.email)),
-            person.id,
-        )
+        .order_by(open_count.desc(), func.lower(name), person.id)
     )
     return [
         AssigneeRow(row[0], row[1], int(row[2]), int(row[3]), int(row[4]))

@@ -75,7 +75,7 @@ def resolve_period(start: str | None, end: str | None, now: datetime | None = No
 
 async def summary(session: AsyncSession, period: Period) -> Summary:
     """Every figure of the summary report, each an aggregate query (see the repository)."""
-    counts = await repo.period_counts(session, period)
+    counts = await repo.period_figures(session, period)
 
     by_priority = {p.value: 0 for p in Priority} | {NONE_KEY: 0}
     by_type = {t.value: 0 for t in TicketType} | {NONE_KEY: 0}
@@ -93,8 +93,6 @@ async def summary(session: AsyncSession, period: Period) -> Summary:
         at_risk += n if sla_status == SlaStatus.at_risk else 0
         breached_now += n if sla_status == SlaStatus.breached else 0
 
-    first_median, first_p90 = await repo.percentiles(session, period, "first_responded_at")
-    resolution_median, resolution_p90 = await repo.percentiles(session, period, "resolved_at")
     met, breached = counts.sla_met, counts.sla_breached
     return Summary(
         from_=period.start,
@@ -110,8 +108,10 @@ async def summary(session: AsyncSession, period: Period) -> Summary:
             breached=breached_now,
             by_priority=backlog_priority,
         ),
-        first_response_minutes=Durations(median=first_median, p90=first_p90),
-        resolution_minutes=Durations(median=resolution_median, p90=resolution_p90),
+        first_response_minutes=Durations(
+            median=counts.first_response_median, p90=counts.first_response_p90
+        ),
+        resolution_minutes=Durations(median=counts.resolution_median, p90=counts.resolution_p90),
         sla=Sla(
             met=met,
             breached=breached,
