@@ -72,116 +72,107 @@ def minutes_between(dialect: str, start: Any, end: Any) -> ColumnElement[Any]:
 
 
 @dataclass(frozen=True)
-class PeriodFigures:
+class PeriodGroup:
+    """The period's tickets of one priority and type."""
+
+    priority: Priority | None
+    ticket_type: TicketType | None
     created: int
     sla_met: int
     sla_breached: int
     analysed: int
     fallback: int
-    # minutes from created_at; None when no ticket of the period has it
+
+
+async def period_groups(session: AsyncSession, period: Period) -> list[PeriodGroup]:
+    """The period's counts per (priority, type): at most 5 x 6 rows, summed by the caller
+    for the totals. One pass over a covering index."""
+    analysed = Ticket.analysis_status.in_([AnalysisStatus.ai, AnalysisStatus.fallback])
+    stmt = (
+        select(
+            Ticket.priority,
+            Ticket.ticket_type,
+            func.count(),
+            _count_if(Ticket.sla_status == SlaStatus.met),
+            _count_if(Ticket.sla_status == SlaStatus.breached),
+            _count_if(analysed),
+            _count_if(Ticket.analysis_status == AnalysisStatus.fallback),
+        )
+        .where(_created_in(period))
+        .group_by(Ticket.priority, Ticket.ticket_type)
+    )
+    return [
+        PeriodGroup(row[0], row[1], *(int(v) for v in row[2:]))
+        for row in await session.execute(stmt)
+    ]
+
+
+@dataclass(frozen=True)
+class Times:
+    """Minutes from created_at, over the period's tickets that have the time; None when none
+    has it."""
+
     first_response_median: float | None
     first_response_p90: float | None
     resolution_median: float | None
     resolution_p90: float | None
 
 
-async def period_figures(session: AsyncSession, period: Period) -> PeriodFigures:
-    """One pass over the period's tickets (a covering index): the counts, and the median and
-    90th percentile of the minutes to the first response and to the resolution, over the
-    tickets that have them.
+async def period_times(session: AsyncSession, period: Period) -> Times:
+    """The median and 90th percentile of the minutes to the first response and to the
+    resolution of the period's tickets.
 
     Continuous percentiles (linear interpolation between the two nearest values), the same on
-    both engines: PostgreSQL's percentile_cont (which skips NULLs); on SQLite, which has no
-    percentile function, the rows are ranked by window functions and the two values either
-    side of each percentile weighed in SQL.
+    both engines: PostgreSQL's percentile_cont (which skips NULLs), all four in one pass; on
+    SQLite, which has no percentile function, the values are ranked by a window function and
+    the two either side of each percentile weighed in SQL.
     """
     dialect = session.get_bind().dialect.name
-    analysed = Ticket.analysis_status.in_([AnalysisStatus.ai, AnalysisStatus.fallback])
-    durations = {
-        "first_response": Ticket.first_responded_at,
-        "resolution": Ticket.resolved_at,
-    }
     if dialect == "postgresql":
         stmt = select(
-            func.count(),
-            _count_if(Ticket.sla_status == SlaStatus.met),
-            _count_if(Ticket.sla_status == SlaStatus.breached),
-            _count_if(analysed),
-            _count_if(Ticket.analysis_status == AnalysisStatus.fallback),
             *(
                 func.percentile_cont(p).within_group(
                     minutes_between(dialect, Ticket.created_at, until)
                 )
-                for until in durations.values()
+                for until in (Ticket.first_responded_at, Ticket.resolved_at)
                 for p in PERCENTILES
-            ),
-        ).where(_created_in(period))
-        row = (await session.execute(stmt)).one()
-        return _figures(row[:5], row[5:7], row[7:9])
-
-    columns: list[Any] = [Ticket.sla_status, Ticket.analysis_status]
-    for name, until in durations.items():
-        minutes = minutes_between(dialect, Ticket.created_at, until)
-        columns += [
-            minutes.label(f"{name}_m"),
-            # 0, 1, 2, ... over the tickets that have the time (NULLs rank apart)
-            (func.row_number().over(partition_by=until.is_(None), order_by=minutes) - 1).label(
-                f"{name}_i"
-            ),
-            func.count(until).over().label(f"{name}_n"),
-        ]
-    ranked = select(*columns).where(_created_in(period)).subquery()
-    values: list[Any] = []
-    for name in durations:
-        m, i, n = ranked.c[f"{name}_m"], ranked.c[f"{name}_i"], ranked.c[f"{name}_n"]
-        values.append(func.max(n))
-        for p in PERCENTILES:
-            # position = p * (n - 1); the value is m[lo] + (m[lo + 1] - m[lo]) * (position - lo)
-            position = p * (n - 1)
-            lo = cast(position, Integer)
-            weight = position - lo
-            values.append(
-                func.sum(
-                    case(
-                        (m.is_(None), 0),
-                        (i == lo, m * (1 - weight)),
-                        (i == lo + 1, m * weight),
-                        else_=0,
-                    )
-                )
             )
-    stmt = select(
-        func.count(),
-        _count_if(ranked.c.sla_status == SlaStatus.met),
-        _count_if(ranked.c.sla_status == SlaStatus.breached),
-        _count_if(ranked.c.analysis_status.in_([AnalysisStatus.ai, AnalysisStatus.fallback])),
-        _count_if(ranked.c.analysis_status == AnalysisStatus.fallback),
-        *values,
-    ).select_from(ranked)
+        ).where(_created_in(period))
+        values = list((await session.execute(stmt)).one())
+    else:
+        values = [
+            *await _ranked_percentiles(session, period, Ticket.first_responded_at),
+            *await _ranked_percentiles(session, period, Ticket.resolved_at),
+        ]
+    first_median, first_p90, resolution_median, resolution_p90 = (_minutes(v) for v in values)
+    return Times(first_median, first_p90, resolution_median, resolution_p90)
+
+
+async def _ranked_percentiles(
+    session: AsyncSession, period: Period, until: Any
+) -> tuple[float | None, float | None]:
+    """SQLite: the percentiles of `created_at -> until` in minutes, by rank. One sort of the
+    period's values; only the rows either side of each percentile are summed."""
+    minutes = minutes_between("sqlite", Ticket.created_at, until)
+    values = select(minutes.label("m")).where(_created_in(period), until.is_not(None)).subquery()
+    ranked = select(
+        values.c.m,
+        (func.row_number().over(order_by=values.c.m) - 1).label("i"),
+        func.count().over().label("n"),
+    ).subquery()
+    m, i, n = ranked.c.m, ranked.c.i, ranked.c.n
+    sums = []
+    for p in PERCENTILES:
+        # position = p * (n - 1); the value is m[lo] + (m[lo + 1] - m[lo]) * (position - lo)
+        position = p * (n - 1)
+        lo = cast(position, Integer)
+        weight = position - lo
+        sums.append(func.sum(case((i == lo, m * (1 - weight)), (i == lo + 1, m * weight), else_=0)))
+    lowest = cast(PERCENTILES[0] * (n - 1), Integer)
+    highest = cast(PERCENTILES[-1] * (n - 1), Integer) + 1
+    stmt = select(func.count(), *sums).where(i.between(lowest, highest))
     row = (await session.execute(stmt)).one()
-    first_n, first_median, first_p90, res_n, res_median, res_p90 = row[5:]
-    return _figures(
-        row[:5],
-        (first_median, first_p90) if first_n else (None, None),
-        (res_median, res_p90) if res_n else (None, None),
-    )
-
-
-def _figures(
-    counts: Sequence[Any], first_response: Sequence[Any], resolution: Sequence[Any]
-) -> PeriodFigures:
-    created, met, breached, analysed, fallback = (int(v) for v in counts)
-    return PeriodFigures(
-        created=created,
-        sla_met=met,
-        sla_breached=breached,
-        analysed=analysed,
-        fallback=fallback,
-        first_response_median=_minutes(first_response[0]),
-        first_response_p90=_minutes(first_response[1]),
-        resolution_median=_minutes(resolution[0]),
-        resolution_p90=_minutes(resolution[1]),
-    )
+    return (row[1], row[2]) if row[0] else (None, None)
 
 
 async def resolved_count(session: AsyncSession, period: Period) -> int:
@@ -189,18 +180,6 @@ async def resolved_count(session: AsyncSession, period: Period) -> int:
     resolved_at, so a reopened ticket no longer counts)."""
     stmt = select(func.count()).select_from(Ticket).where(_resolved_in(period))
     return int(await session.scalar(stmt) or 0)
-
-
-async def created_by_priority_and_type(
-    session: AsyncSession, period: Period
-) -> list[tuple[Priority | None, TicketType | None, int]]:
-    """(priority, ticket_type, count) for the period's tickets: at most 5 x 6 rows."""
-    stmt = (
-        select(Ticket.priority, Ticket.ticket_type, func.count().label("n"))
-        .where(_created_in(period))
-        .group_by(Ticket.priority, Ticket.ticket_type)
-    )
-    return [(row[0], row[1], int(row[2])) for row in await session.execute(stmt)]
 
 
 async def backlog(

@@ -75,13 +75,15 @@ def resolve_period(start: str | None, end: str | None, now: datetime | None = No
 
 async def summary(session: AsyncSession, period: Period) -> Summary:
     """Every figure of the summary report, each an aggregate query (see the repository)."""
-    counts = await repo.period_figures(session, period)
-
+    groups = await repo.period_groups(session, period)
     by_priority = {p.value: 0 for p in Priority} | {NONE_KEY: 0}
     by_type = {t.value: 0 for t in TicketType} | {NONE_KEY: 0}
-    for priority, ticket_type, n in await repo.created_by_priority_and_type(session, period):
-        by_priority[priority.value if priority else NONE_KEY] += n
-        by_type[ticket_type.value if ticket_type else NONE_KEY] += n
+    for group in groups:
+        by_priority[group.priority.value if group.priority else NONE_KEY] += group.created
+        by_type[group.ticket_type.value if group.ticket_type else NONE_KEY] += group.created
+    met = sum(group.sla_met for group in groups)
+    breached = sum(group.sla_breached for group in groups)
+    times = await repo.period_times(session, period)
 
     backlog = {state.value: 0 for state in repo.BACKLOG_STATES}
     backlog_priority = {p.value: 0 for p in Priority} | {NONE_KEY: 0}
@@ -93,11 +95,10 @@ async def summary(session: AsyncSession, period: Period) -> Summary:
         at_risk += n if sla_status == SlaStatus.at_risk else 0
         breached_now += n if sla_status == SlaStatus.breached else 0
 
-    met, breached = counts.sla_met, counts.sla_breached
     return Summary(
         from_=period.start,
         to=period.end,
-        created=counts.created,
+        created=sum(group.created for group in groups),
         resolved=await repo.resolved_count(session, period),
         backlog=Backlog(
             open=backlog[TicketStatus.open],
@@ -109,9 +110,9 @@ async def summary(session: AsyncSession, period: Period) -> Summary:
             by_priority=backlog_priority,
         ),
         first_response_minutes=Durations(
-            median=counts.first_response_median, p90=counts.first_response_p90
+            median=times.first_response_median, p90=times.first_response_p90
         ),
-        resolution_minutes=Durations(median=counts.resolution_median, p90=counts.resolution_p90),
+        resolution_minutes=Durations(median=times.resolution_median, p90=times.resolution_p90),
         sla=Sla(
             met=met,
             breached=breached,
@@ -130,8 +131,8 @@ async def summary(session: AsyncSession, period: Period) -> Summary:
             for row in await repo.by_assignee(session, period)
         ],
         ai=AiFigures(
-            analysed=counts.analysed,
-            fallback=counts.fallback,
+            analysed=sum(group.analysed for group in groups),
+            fallback=sum(group.fallback for group in groups),
             corrected=Corrected(**await repo.corrected_counts(session, period)),
         ),
     )
