@@ -55,11 +55,16 @@ class Seeder:
             await session.flush()
             return ticket.id
 
-    async def correction(self, ticket_id: str, field: str) -> None:
+    async def correction(self, ticket_id: str, field: str, at: datetime) -> None:
         async with self.runtime.db.transaction() as session:
             session.add(
                 TriageCorrection(
-                    ticket_id=ticket_id, field=field, before="low", after="high", provider="local"
+                    ticket_id=ticket_id,
+                    field=field,
+                    before="low",
+                    after="high",
+                    provider="local",
+                    created_at=at,
                 )
             )
 
@@ -144,13 +149,14 @@ async def test_every_figure_of_the_summary(client, admin, people, seed):
     # After October: nothing of it counts, except in the backlog.
     await seed.ticket(datetime(2026, 11, 1, tzinfo=UTC), status="open", priority="low")
 
-    # Corrections: priority on two October tickets (one of them twice), type on one; the old
-    # ticket's correction is outside the period.
-    await seed.correction(a, "priority")
-    await seed.correction(a, "priority")
-    await seed.correction(b, "priority")
-    await seed.correction(b, "ticket_type")
-    await seed.correction(old, "required_skills")
+    # Corrections made in October: priority on two tickets (one of them twice), type on one;
+    # the skills of the old ticket were corrected in September, and one in November.
+    await seed.correction(a, "priority", OCT + 1 * day)
+    await seed.correction(a, "priority", OCT + 2 * day)
+    await seed.correction(b, "priority", OCT + 3 * day)
+    await seed.correction(b, "ticket_type", OCT + 3 * day)
+    await seed.correction(old, "required_skills", OCT - 4 * day)
+    await seed.correction(old, "ticket_type", datetime(2026, 11, 2, tzinfo=UTC))
 
     report = await summary(client, admin, **PERIOD)
     assert report["from"] == "2026-10-01T00:00:00Z"

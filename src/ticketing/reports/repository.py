@@ -265,11 +265,15 @@ async def by_assignee(session: AsyncSession, period: Period) -> list[AssigneeRow
 
 
 async def corrected_counts(session: AsyncSession, period: Period) -> dict[str, int]:
-    """Per field, how many of the period's tickets staff corrected."""
+    """Per field, how many tickets staff corrected during the period (a ticket corrected twice
+    counts once)."""
     stmt = (
         select(TriageCorrection.field, func.count(func.distinct(TriageCorrection.ticket_id)))
-        .join(Ticket, Ticket.id == TriageCorrection.ticket_id)
-        .where(_created_in(period), TriageCorrection.field.in_(CORRECTED_FIELDS))
+        .where(
+            TriageCorrection.created_at >= period.start,
+            TriageCorrection.created_at < period.end,
+            TriageCorrection.field.in_(CORRECTED_FIELDS),
+        )
         .group_by(TriageCorrection.field)
     )
     counts = {field: 0 for field in CORRECTED_FIELDS}
