@@ -155,7 +155,10 @@ async def seed_tickets(
                     tuple(json.dumps(r[c]) if c in json_columns else r[c] for c in columns)
                     for r in rows
                 ]
-                await apg.copy_records_to_table(table, records=records, columns=columns)
+                for start in range(0, len(records), 10_000):  # each within the 30 s timeout
+                    await apg.copy_records_to_table(
+                        table, records=records[start : start + 10_000], columns=columns
+                    )
             await apg.execute("VACUUM ANALYZE tickets")
             await apg.execute("VACUUM ANALYZE triage_corrections")
             await apg.execute("ANALYZE users")
