@@ -9,6 +9,7 @@ import { renderNewTicket, clearDraft } from './views/new-ticket.js';
 import { renderPeople } from './views/people.js';
 import { renderJobs } from './views/jobs.js';
 import { renderInbound } from './views/inbound.js';
+import { renderDashboard } from './views/dashboard.js';
 
 const APP_NAME = document.querySelector('meta[name="application-name"]').content;
 const main = document.getElementById('main');
@@ -33,8 +34,8 @@ function parseHash() {
 
 function navItems(me) {
   if (me.role === 'admin') {
-    return [['#/tickets', 'All tickets'], ['#/queue', 'My queue'], ['#/people', 'People'],
-      ['#/jobs', 'Jobs'], ['#/inbound', 'Inbound mail'], ['#/new', 'New ticket']];
+    return [['#/tickets', 'All tickets'], ['#/queue', 'My queue'], ['#/dashboard', 'Dashboard'],
+      ['#/people', 'People'], ['#/jobs', 'Jobs'], ['#/inbound', 'Inbound mail'], ['#/new', 'New ticket']];
   }
   if (me.role === 'moderator') {
     return [['#/queue', 'My queue'], ['#/tickets', 'Filed by me'], ['#/new', 'New ticket']];
@@ -125,6 +126,8 @@ async function route({ focus = true } = {}) {
       await renderPeople(main, ctx, params);
     } else if (path === '/jobs' && state.me.role === 'admin') {
       await renderJobs(main, ctx, params);
+    } else if (path === '/dashboard' && state.me.role === 'admin') {
+      await renderDashboard(main, ctx, params);
     } else if (path === '/inbound' && state.me.role === 'admin') {
       await renderInbound(main, ctx, params);
     } else {
