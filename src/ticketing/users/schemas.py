@@ -29,7 +29,7 @@ def _in_utc(value: datetime) -> datetime:
 
 AwayUntil = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 # At most this many open tickets at once; null is no cap, 0 takes no new tickets.
-MaxOpenTickets = Annotated[int, Field(ge=0, le=100_000)]
+MaxOpenTickets = Annotated[int, Field(ge=0, le=100_000, strict=True)]
 
 
 class UserOut(BaseModel):
