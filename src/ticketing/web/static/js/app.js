@@ -9,6 +9,7 @@ import { renderNewTicket, clearDraft } from './views/new-ticket.js';
 import { renderPeople } from './views/people.js';
 import { renderJobs } from './views/jobs.js';
 import { renderInbound } from './views/inbound.js';
+import { renderAvailability } from './views/availability.js';
 
 const APP_NAME = document.querySelector('meta[name="application-name"]').content;
 const main = document.getElementById('main');
@@ -34,10 +35,12 @@ function parseHash() {
 function navItems(me) {
   if (me.role === 'admin') {
     return [['#/tickets', 'All tickets'], ['#/queue', 'My queue'], ['#/people', 'People'],
-      ['#/jobs', 'Jobs'], ['#/inbound', 'Inbound mail'], ['#/new', 'New ticket']];
+      ['#/jobs', 'Jobs'], ['#/inbound', 'Inbound mail'], ['#/new', 'New ticket'],
+      ['#/availability', 'My availability']];
   }
   if (me.role === 'moderator') {
-    return [['#/queue', 'My queue'], ['#/tickets', 'Filed by me'], ['#/new', 'New ticket']];
+    return [['#/queue', 'My queue'], ['#/tickets', 'Filed by me'], ['#/new', 'New ticket'],
+      ['#/availability', 'My availability']];
   }
   return [['#/tickets', 'My tickets'], ['#/new', 'New ticket']];
 }
@@ -121,6 +124,8 @@ async function route({ focus = true } = {}) {
       renderNewTicket(main, ctx);
     } else if ((match = path.match(/^\/tickets\/([^/]+)$/))) {
       await renderTicket(main, ctx, decodeURIComponent(match[1]));
+    } else if (path === '/availability' && isStaff()) {
+      renderAvailability(main, ctx);
     } else if (path === '/people' && state.me.role === 'admin') {
       await renderPeople(main, ctx, params);
     } else if (path === '/jobs' && state.me.role === 'admin') {
