@@ -541,3 +541,40 @@ async def test_a_shift_that_starts_is_picked_up_by_the_next_offer(runtime):
     async with runtime.db.transaction() as session:
         t = await tickets_service.find(session, ticket_id)
         assert t is not None and t.assigned_to == early.id
+
+
+async def test_promoting_or_reactivating_someone_offers_what_waits(client, runtime, actors):
+    await everyone_away(client, actors)
+    t = await file(client, actors["alice"])
+    await drain(runtime)
+    # Deactivated staff cannot take it; once active again (and back), they do.
+    await patch_user(client, actors, "mod_py", {"is_active": False, "away_until": None})
+    await drain(runtime)
+    assert (await get(client, actors["admin"], t["id"]))["assigned_to"] is None
+    # Promoting a user with the skills: an offer runs at once, and it is theirs.
+    await patch_user(client, actors, "bob", {"role": "moderator", "skills": ["python"]})
+    await drain(runtime)
+    assert (await get(client, actors["admin"], t["id"]))["assigned_to"] == actors.ids["bob"]
+
+    second = await file(client, actors["alice"], {"title": "python again", "description": "py"})
+    await patch_user(client, actors, "bob", {"max_open_tickets": 1})
+    await drain(runtime)
+    assert (await get(client, actors["admin"], second["id"]))["assigned_to"] is None
+    await patch_user(client, actors, "mod_py", {"is_active": True})
+    await drain(runtime)
+    assert (await get(client, actors["admin"], second["id"]))["assigned_to"] == actors.ids["mod_py"]
+
+
+async def test_many_changes_queue_one_offer(client, runtime, actors):
+    await everyone_away(client, actors)
+    await file(client, actors["alice"])
+    await drain(runtime)
+    for who in ("admin", "mod_py", "mod_web"):
+        await patch_user(client, actors, who, {"away_until": later(hours=5)})
+    async with runtime.db.transaction() as session:
+        queued = await session.scalar(
+            select(func.count())
+            .select_from(Job)
+            .where(Job.key == offers.OFFER_NOW_KEY, Job.status == "queued")
+        )
+    assert queued == 1
