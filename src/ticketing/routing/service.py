@@ -152,8 +152,9 @@ async def staff_pool(
     `exclude_ticket_id`: a ticket being routed again does not count in its assignee's load.
     """
     await lock_for_transaction(session, ROUTING_LOCK)
-    moderators = list(await users_repo.active_staff(session, Role.moderator))
-    admins = list(await users_repo.active_staff(session, Role.admin))
+    staff = await users_repo.active_staff_members(session)
+    moderators = [u for u in staff if u.role == Role.moderator]
+    admins = [u for u in staff if u.role == Role.admin]
     loads = await tickets_service.open_loads(
         session, [u.id for u in (*moderators, *admins)], exclude_ticket_id
     )
