@@ -50,6 +50,7 @@ bench: $(VENV)/.stamp-dev
 	$(PY) -m bench.pipeline $(BENCH_PIPELINE_ARGS)
 	$(PY) -m bench.mail $(BENCH_MAIL_ARGS)
 	$(PY) -m bench.reports $(BENCH_REPORTS_ARGS)
+	$(PY) -m bench.routing $(BENCH_ROUTING_ARGS)
 
 ## Longer schemathesis run: FUZZ_EXAMPLES cases per operation (default 100) plus the coverage phase.
 fuzz: $(VENV)/.stamp-dev

@@ -110,6 +110,7 @@ RULES: dict[tuple[str, str], Rule] = {
     },
     # Any signed-in person.
     ("GET", "/auth/me"): Rule(signed_in(200)),
+    ("PATCH", "/auth/me"): Rule(signed_in(200), body={"timezone": "Europe/Berlin"}),
     ("POST", "/auth/logout"): Rule(signed_in(204), fresh_token=True),
     ("POST", "/tickets/create"): Rule(signed_in(201), body=TICKET),
     ("POST", "/tickets"): Rule(signed_in(201), body=TICKET),

@@ -109,6 +109,8 @@ class Settings(BaseSettings):
     attachment_max_bytes: int = Field(10 * 1024 * 1024, ge=1)
     max_attachments_per_ticket: int = Field(200, ge=1)
     job_retention_days: int = Field(14, ge=1)
+    # How often tickets nobody could take ("waiting: ...") are offered to the staff again.
+    routing_retry_seconds: float = Field(60.0, ge=1, le=3600)
     cors_origins: str = ""
     log_level: str = "INFO"
 

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,6 +38,7 @@ from ticketing.mail import service as mail_service
 from ticketing.mail.reader import MailboxReader
 from ticketing.notifications.service import SEND_EMAIL
 from ticketing.notifications.tasks import make_send_email_handler
+from ticketing.routing import offers
 from ticketing.routing import service as routing
 from ticketing.runtime import Runtime
 from ticketing.tickets import service as tickets_service
@@ -126,6 +127,7 @@ async def _route_if_needed(
         session, ticket.required_skills, ticket.id, requester_id=ticket.created_by
     )
     if decision.assignee is None:
+        # Nobody can take it now ("waiting: ..."): offer_waiting_tickets tries again.
         if ticket.assigned_to is None:
             tickets_service.leave_unassigned(session, ticket, decision.reason)
         return False
@@ -135,6 +137,60 @@ async def _route_if_needed(
         session, runtime.settings, ticket, decision.assignee, decision.reason, actor_id=None
     )
     return True
+
+
+# Waiting tickets handed out per transaction: the routing lock, which every triage waits for,
+# is held for one batch at a time.
+OFFER_BATCH = 100
+
+
+async def offer_waiting_tickets(
+    runtime: Runtime, *, now: datetime | None = None, batch: int = OFFER_BATCH
+) -> int:
+    """Offer the tickets nobody could take to the staff again, most urgent first, then oldest;
+    returns how many were assigned.
+
+    Each batch reads the staff, their loads and the waiting tickets under the routing lock, so
+    concurrent runs (several workers) and triages never give one ticket twice nor push anyone
+    past their cap. Every assignment goes through the normal path (timeline, email).
+    """
+    assigned = 0
+    after: tuple[int, datetime, str] | None = None
+    while True:
+        async with runtime.db.transaction() as session:
+            if not await tickets_service.has_waiting(session):
+                return assigned  # the usual case: skip the lock
+            pool = await routing.staff_pool(session, now=now)
+            if not pool.can_take_any():
+                return assigned
+            rows = await tickets_service.waiting_for_assignee(session, limit=batch, after=after)
+            for ticket, place in rows:
+                decision = pool.decide(ticket.required_skills, ticket.created_by)
+                after = place
+                if decision.assignee is None:
+                    tickets_service.note_still_waiting(ticket, decision.reason)
+                    continue
+                await tickets_service.assign(
+                    session,
+                    runtime.settings,
+                    ticket,
+                    decision.assignee,
+                    decision.reason,
+                    actor_id=None,
+                )
+                pool.took(decision.assignee)
+                assigned += 1
+        if len(rows) < batch:
+            return assigned
+
+
+def _offer_handler(runtime: Runtime) -> JobHandler:
+    async def run_offer(ctx: JobContext) -> None:
+        count = await offer_waiting_tickets(runtime)
+        if count:
+            log.info("waiting tickets assigned", extra={"assigned": count})
+
+    return run_offer
 
 
 async def _record_email_sent(session: AsyncSession, payload: dict[str, Any]) -> None:
@@ -198,6 +254,10 @@ def job_handlers(runtime: Runtime) -> JobHandlers:
         SEND_EMAIL: make_send_email_handler(runtime.sender, on_sent=_record_email_sent),
         SEND_SIGN_IN_CODE: make_send_sign_in_code_handler(runtime.settings),
         RETENTION: _retention_handler(runtime),
+        offers.recurring_offer_kind(runtime.settings.routing_retry_seconds): _offer_handler(
+            runtime
+        ),
+        offers.OFFER_WAITING_NOW: _offer_handler(runtime),
     }
 
 

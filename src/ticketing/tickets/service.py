@@ -19,10 +19,11 @@ from ticketing.errors import Conflict, Forbidden, InvalidField, NotFound, RateLi
 from ticketing.jobs import queue
 from ticketing.jobs.queue import JobKind
 from ticketing.pagination import Order
+from ticketing.routing import offers
 from ticketing.tickets import emails, policy
 from ticketing.tickets import repository as repo
 from ticketing.tickets.models import Comment, EventKind, Ticket, TicketEvent
-from ticketing.tickets.repository import TicketFilters
+from ticketing.tickets.repository import LOAD_STATES, TicketFilters, WaitingCursor
 from ticketing.tickets.schemas import CommentCreate, TicketCreate, TicketUpdate
 from ticketing.users import repository as users_repo
 from ticketing.users import service as users_service
@@ -73,6 +74,41 @@ async def open_loads(
 ) -> dict[str, int]:
     """Open and in-progress tickets per assignee (what routing balances)."""
     return await repo.open_loads(session, user_ids, exclude_ticket_id)
+
+
+async def has_waiting(session: AsyncSession) -> bool:
+    """Whether some ticket waits for someone to take it."""
+    return await repo.has_waiting(session)
+
+
+async def waiting_for_assignee(
+    session: AsyncSession, *, limit: int, after: WaitingCursor | None = None
+) -> list[tuple[Ticket, WaitingCursor]]:
+    """Tickets nobody could take yet, most urgent first, then oldest (locked; see repo)."""
+    return await repo.waiting_for_assignee(session, limit=limit, after=after)
+
+
+def note_still_waiting(ticket: Ticket, reason: str) -> None:
+    """A waiting ticket was offered again and still nobody can take it: keep the reason
+    current (no timeline line: the offer runs every minute)."""
+    if ticket.assignment_reason != reason:
+        ticket.assignment_reason = reason
+
+
+async def _offer_if_freed(
+    session: AsyncSession, ticket: Ticket, before: tuple[str | None, TicketStatus]
+) -> None:
+    """Offer the waiting tickets again when this change freed someone's capacity."""
+    assignee, status = before
+    frees = assignee is not None and status in LOAD_STATES
+    frees = frees and (ticket.assigned_to != assignee or ticket.status not in LOAD_STATES)
+    back_open = (
+        ticket.assigned_to is None
+        and status != TicketStatus.open
+        and ticket.status == TicketStatus.open
+    )
+    if (frees or back_open) and await repo.has_waiting(session):
+        await offers.request_offer(session)
 
 
 async def find_by_message_ids(session: AsyncSession, message_ids: Sequence[str]) -> Ticket | None:
@@ -203,6 +239,7 @@ async def update_ticket(
     """Apply a partial update under the field-level rules of `policy`."""
     ticket = await get_visible(session, user, ticket_id, for_update=True)
     fields = changes.model_dump(exclude_unset=True)
+    before = (ticket.assigned_to, ticket.status)
 
     # Authorisation first (403), then values (422), then state (409), then apply.
     policy.check_fields(user, ticket, fields)
@@ -232,6 +269,7 @@ async def update_ticket(
 
     ticket.updated_at = now
     await session.flush()
+    await _offer_if_freed(session, ticket, before)
     return ticket
 
 

@@ -10,6 +10,7 @@ import { renderPeople } from './views/people.js';
 import { renderJobs } from './views/jobs.js';
 import { renderInbound } from './views/inbound.js';
 import { renderDashboard } from './views/dashboard.js';
+import { renderAvailability } from './views/availability.js';
 
 const APP_NAME = document.querySelector('meta[name="application-name"]').content;
 const main = document.getElementById('main');
@@ -35,10 +36,12 @@ function parseHash() {
 function navItems(me) {
   if (me.role === 'admin') {
     return [['#/tickets', 'All tickets'], ['#/queue', 'My queue'], ['#/dashboard', 'Dashboard'],
-      ['#/people', 'People'], ['#/jobs', 'Jobs'], ['#/inbound', 'Inbound mail'], ['#/new', 'New ticket']];
+      ['#/people', 'People'], ['#/jobs', 'Jobs'], ['#/inbound', 'Inbound mail'], ['#/new', 'New ticket'],
+      ['#/availability', 'My availability']];
   }
   if (me.role === 'moderator') {
-    return [['#/queue', 'My queue'], ['#/tickets', 'Filed by me'], ['#/new', 'New ticket']];
+    return [['#/queue', 'My queue'], ['#/tickets', 'Filed by me'], ['#/new', 'New ticket'],
+      ['#/availability', 'My availability']];
   }
   return [['#/tickets', 'My tickets'], ['#/new', 'New ticket']];
 }
@@ -122,6 +125,8 @@ async function route({ focus = true } = {}) {
       renderNewTicket(main, ctx);
     } else if ((match = path.match(/^\/tickets\/([^/]+)$/))) {
       await renderTicket(main, ctx, decodeURIComponent(match[1]));
+    } else if (path === '/availability' && isStaff()) {
+      renderAvailability(main, ctx);
     } else if (path === '/people' && state.me.role === 'admin') {
       await renderPeople(main, ctx, params);
     } else if (path === '/jobs' && state.me.role === 'admin') {

@@ -188,6 +188,11 @@ function filterForm(ctx, config, filters, apply) {
 
 function assigneeCell(ctx, ticket) {
   if (!ticket.assigned_to) {
+    // Staff see why nobody has it yet: "waiting: nobody available (2 away, ...)".
+    const reason = ticket.assignment_reason || '';
+    if (reason.startsWith('waiting:')) {
+      return h('span', { class: 'muted', title: reason }, 'Waiting for someone free');
+    }
     return h('span', { class: 'muted' }, ticket.analysis_status === 'pending' ? 'Waiting for triage' : 'Unassigned');
   }
   if (!ctx.isStaff) return 'A support agent';
