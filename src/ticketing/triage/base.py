@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from pydantic import BaseModel, Field
@@ -20,6 +21,16 @@ class Analysis(BaseModel):
     priority: Priority
     ticket_type: TicketType
     helpful_notes: str = Field(default="", max_length=MAX_NOTES_CHARS)
+
+
+@dataclass(frozen=True)
+class PromptExample:
+    """A ticket staff classified (a correction), shown to an AI provider as an example."""
+
+    title: str
+    description: str
+    ticket_type: TicketType
+    priority: Priority | None
 
 
 class TriageError(Exception):
