@@ -6,7 +6,8 @@ Ticket rows are only read here (the tickets domain alone writes them).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,10 +15,21 @@ from typing import Any
 from sqlalchemy import String, and_, cast, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ticketing.db import lock_for_transaction, utcnow
+from ticketing.db import READ_ONLY, Database, lock_for_transaction, utcnow
 from ticketing.tickets.models import Ticket
 from ticketing.triage.models import TriageCorrection, TriageModelVersion
 from ticketing.vocabulary import TicketStatus
+
+
+@asynccontextmanager
+async def reading(db: Database) -> AsyncIterator[AsyncSession]:
+    """A session that only reads: on SQLite it takes no write lock (so it never waits for, nor
+    blocks, a writer of this process, e.g. the triage transaction that asks for the model)."""
+    async with db.sessionmaker() as session:
+        if db.dialect == "sqlite":
+            await session.connection(execution_options={READ_ONLY: True})
+        yield session
+
 
 CORRECTED_FIELDS = ("priority", "ticket_type", "required_skills")
 LABEL_FIELDS = ("ticket_type", "priority")

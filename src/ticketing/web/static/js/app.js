@@ -9,6 +9,7 @@ import { renderNewTicket, clearDraft } from './views/new-ticket.js';
 import { renderPeople } from './views/people.js';
 import { renderJobs } from './views/jobs.js';
 import { renderInbound } from './views/inbound.js';
+import { renderTriage } from './views/triage.js';
 
 const APP_NAME = document.querySelector('meta[name="application-name"]').content;
 const main = document.getElementById('main');
@@ -34,7 +35,8 @@ function parseHash() {
 function navItems(me) {
   if (me.role === 'admin') {
     return [['#/tickets', 'All tickets'], ['#/queue', 'My queue'], ['#/people', 'People'],
-      ['#/jobs', 'Jobs'], ['#/inbound', 'Inbound mail'], ['#/new', 'New ticket']];
+      ['#/jobs', 'Jobs'], ['#/inbound', 'Inbound mail'], ['#/triage', 'Triage quality'],
+      ['#/new', 'New ticket']];
   }
   if (me.role === 'moderator') {
     return [['#/queue', 'My queue'], ['#/tickets', 'Filed by me'], ['#/new', 'New ticket']];
@@ -127,6 +129,8 @@ async function route({ focus = true } = {}) {
       await renderJobs(main, ctx, params);
     } else if (path === '/inbound' && state.me.role === 'admin') {
       await renderInbound(main, ctx, params);
+    } else if (path === '/triage' && state.me.role === 'admin') {
+      await renderTriage(main, ctx, params);
     } else {
       ctx.setTitle('Not found');
       main.append(h('section', { class: 'page' },
