@@ -21,6 +21,9 @@ class Analysis(BaseModel):
     priority: Priority
     ticket_type: TicketType
     helpful_notes: str = Field(default="", max_length=MAX_NOTES_CHARS)
+    # Per field ("ticket_type", "priority") the model's probability of its answer, 0..1, where
+    # a learned model decided that field; None when nothing gives one (rules, AI providers).
+    confidence: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,11 @@ async def analyze_with_fallback(
     """
     if provider.name == LOCAL_PROVIDER:
         analysis = await provider.analyze(title, description, known_skills)
+        degraded = _model_error(provider)
+        if degraded is not None:
+            # The learned model could not be loaded: the rules answered. Recorded as a
+            # fallback (re-run by rerun-ai once the model is back), with the reason.
+            return TriageOutcome(analysis, "fallback", provider.name, provider.model, degraded)
         return TriageOutcome(analysis, "ai", provider.name, provider.model, None)
 
     budget = overall_timeout(provider) if budget_seconds is None else budget_seconds
@@ -113,7 +118,15 @@ async def analyze_with_fallback(
     else:
         return TriageOutcome(analysis, "ai", provider.name, provider.model, None)
 
-    error = _short(error)
     log.warning("triage fell back to %s: %s", fallback.name, error)
     analysis = await fallback.analyze(title, description, known_skills)
-    return TriageOutcome(analysis, "fallback", fallback.name, fallback.model, error)
+    degraded = _model_error(fallback)
+    if degraded is not None:
+        error = f"{error}; {degraded}"
+    return TriageOutcome(analysis, "fallback", fallback.name, fallback.model, _short(error))
+
+
+def _model_error(provider: TriageProvider) -> str | None:
+    """Why the local analyzer runs on its rules alone (its model is unusable), if it does."""
+    error = getattr(provider, "model_error", None)
+    return _short(error) if isinstance(error, str) and error else None

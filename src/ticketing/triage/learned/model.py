@@ -120,6 +120,15 @@ class TrainedModel:
         return self._priority.classes if self._priority is not None else ()
 
     @property
+    def version(self) -> str:
+        """The first 12 hex digits of the stored bytes' sha256 (what tickets record)."""
+        sha = self.meta.get("sha256")
+        if not isinstance(sha, str):
+            sha = self.to_bytes()[1]["sha256"]
+            self.meta["sha256"] = sha
+        return sha[:12]
+
+    @property
     def has_priority(self) -> bool:
         return self._priority is not None
 
