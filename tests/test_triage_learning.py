@@ -256,7 +256,7 @@ async def test_corrections_and_retraining_teach_it_an_invented_word(
     await drain(runtime)
     untaught = await get_api(client, actors["admin"], before["id"])
     assert untaught["ticket_type"] != "technical"  # the shipped model knows no such word
-    assert untaught["analysis_model"] == "local-learned:default"
+    assert untaught["analysis_model"].startswith("local-learned-")  # the shipped model
 
     await labelled_org(runtime, admin, requester)
     r = await client.post("/admin/triage/train", headers=actors["admin"])
@@ -278,7 +278,10 @@ async def test_corrections_and_retraining_teach_it_an_invented_word(
     await drain(runtime)
     taught = await get_api(client, actors["admin"], after["id"])
     assert (taught["ticket_type"], taught["priority"]) == ("technical", "high")
-    assert taught["analysis_model"] == f"local-learned:{version['id']}"
+    [stored] = await versions(runtime)
+    assert taught["analysis_model"] == f"local-learned-{stored.sha256[:12]}"
+    assert taught["analysis_model"] != untaught["analysis_model"]
+    assert 0 < taught["analysis_confidence"]["ticket_type"] <= 1
 
 
 def _rotate(examples):
@@ -401,7 +404,9 @@ async def test_a_tampered_stored_model_fails_safely(runtime, client, actors, cap
     t = await file_api(client, actors["alice"], "Zorblax down", f"{ZORBLAX} cluster stopped")
     await drain(runtime)
     got = await get_api(client, actors["admin"], t["id"])
-    assert got["analysis_model"] == f"local-learned:{good.version_id}"
+    good_row = next(v for v in await versions(runtime) if v.id == good.version_id)
+    assert got["analysis_model"] == f"local-learned-{good_row.sha256[:12]}"
+    assert got["analysis_status"] == "ai"
 
 
 async def test_retraining_runs_by_itself_once_enough_new_labels_arrived(runtime, settings):

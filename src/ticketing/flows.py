@@ -90,11 +90,8 @@ async def triage_ticket(
     outcome = await analyze_with_fallback(
         runtime.provider, runtime.fallback, title, description, known_skills, examples=examples
     )
-    confidence = (
-        confidence_for(loaded.model, title, description, outcome.analysis)
-        if loaded is not None
-        else None
-    )
+    model = loaded.model if loaded is not None else None
+    confidence = confidence_for(model, title, description, outcome.analysis)
     review = needs_review(confidence, runtime.settings.triage_review_threshold)
 
     async with runtime.db.transaction() as session:

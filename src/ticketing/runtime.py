@@ -13,7 +13,7 @@ from ticketing.triage.base import TriageProvider
 from ticketing.triage.examples import ExampleIndex
 from ticketing.triage.factory import build_provider
 from ticketing.triage.local import LocalAnalyzer
-from ticketing.triage.registry import ModelRegistry, RegistryLocalAnalyzer
+from ticketing.triage.registry import ModelRegistry
 
 
 @dataclass
@@ -32,11 +32,12 @@ class Runtime:
     def __post_init__(self) -> None:
         if self.registry is None:
             self.registry = ModelRegistry(self.db)
-        # The local provider (configured, or the fallback) uses the model the registry holds.
+        # The local provider (configured, or the fallback) uses the model the registry holds:
+        # the active version in the database, else the shipped one.
         if isinstance(self.provider, LocalAnalyzer):
-            self.provider = RegistryLocalAnalyzer(self.registry, self.provider)
+            self.provider = LocalAnalyzer(self.registry.model_source)
         if isinstance(self.fallback, LocalAnalyzer):
-            self.fallback = RegistryLocalAnalyzer(self.registry, self.fallback)
+            self.fallback = LocalAnalyzer(self.registry.model_source)
 
     @property
     def models(self) -> ModelRegistry:

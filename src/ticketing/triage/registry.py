@@ -14,15 +14,14 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ticketing.db import Database
 from ticketing.errors import ModelLoadError
 from ticketing.triage import repository as repo
-from ticketing.triage.base import Analysis
 from ticketing.triage.learned import TrainedModel, default_model, load
-from ticketing.triage.local import LocalAnalyzer
+from ticketing.triage.local import learned_model_name
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +36,8 @@ class LoadedModel:
 
     @property
     def name(self) -> str:
-        """What tickets record as their analysis model."""
-        return f"local-learned:{self.version}"
+        """What tickets record as their analysis model (the model's content hash)."""
+        return learned_model_name(self.model)
 
 
 def load_version_bytes(data: bytes, manifest: dict[str, object], sha256: str) -> TrainedModel:
@@ -63,6 +62,7 @@ class ModelRegistry:
         self._default = default
         self._loaded: LoadedModel | None = None
         self._default_failed = False
+        self._default_error = ""
         self._next_check = float("-inf")
         self._refused: set[str] = set()  # versions that failed to load: not retried
         self._lock = asyncio.Lock()
@@ -75,6 +75,7 @@ class ModelRegistry:
         except ModelLoadError as exc:
             # The local analyzer falls back to its rules and says why; no confidence then.
             self._default_failed = True
+            self._default_error = str(exc)
             log.error("the shipped triage model does not load: %s", exc)
             return None
 
@@ -85,6 +86,14 @@ class ModelRegistry:
         if self._loaded is None:
             self._loaded = self._load_default()
         return self._loaded
+
+    def model_source(self) -> TrainedModel:
+        """The model in use, for the local analyzer (which asks before every analysis; the
+        caller refreshed with `current()` first). ModelLoadError: none loads, rules decide."""
+        loaded = self.loaded
+        if loaded is None:
+            raise ModelLoadError(self._default_error or "no model loads")
+        return loaded.model
 
     @property
     def version(self) -> str | None:
@@ -145,35 +154,3 @@ class ModelRegistry:
         self._loaded = LoadedModel(model, active)
         log.info("triage model %s in use", active)
         return True
-
-
-class RegistryLocalAnalyzer:
-    """The `local` provider with the registry's model: type and priority from the model in use
-    (the active version, else the shipped one), skills and notes from the local analyzer.
-    Without any model that loads, the local analyzer's rules decide everything."""
-
-    name = "local"
-    max_total_seconds: float = 1.0
-
-    def __init__(self, registry: ModelRegistry, rules: LocalAnalyzer | None = None) -> None:
-        self.registry = registry
-        self.rules = rules or LocalAnalyzer()
-        # What the last analysis used (tickets record it): the model version, else the rules.
-        self.model: str | None = self.rules.model
-
-    async def analyze(self, title: str, description: str, known_skills: Sequence[str]) -> Analysis:
-        loaded = await self.registry.current()
-        analysis = self.rules.analyze_sync(title, description, known_skills)
-        self.model = loaded.name if loaded is not None else self.rules.model
-        if loaded is None:
-            return analysis
-        prediction = loaded.model.predict(title, description)
-        return analysis.model_copy(
-            update={
-                "ticket_type": prediction.ticket_type,
-                "priority": prediction.priority or analysis.priority,
-            }
-        )
-
-    async def aclose(self) -> None:
-        """Nothing to close."""
