@@ -3,6 +3,7 @@ gate, versions every process picks up, confidence and the review flag, quality f
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from typing import Any
@@ -504,3 +505,69 @@ async def test_learning_endpoints_are_for_admins_only(client, runtime, actors):
         r = await client.post("/admin/triage/models/x/activate", headers=headers)
         assert r.status_code == 403
     assert (await client.get("/admin/triage/models")).status_code == 401
+
+
+# --- the command line ----------------------------------------------------------------------
+
+
+def test_model_train_from_db_and_list_on_the_command_line(
+    settings, database_url, tmp_path, monkeypatch
+):
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from ticketing.cli import app as cli_app
+
+    async def seed() -> None:
+        rt = build_runtime(settings)
+        try:
+            admin, _mod, requester = await staff(rt)
+            await labelled_org(rt, admin, requester, n=8)
+        finally:
+            await rt.close()
+
+    asyncio.run(seed())
+    base = write_base_csv(tmp_path / "base.csv")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("COLUMNS", "250")
+    for name in ("SECRET_KEY", "DEBUG", "ADMIN_EMAILS", "SMTP_HOST", "TRIAGE_BASE_CSV"):
+        monkeypatch.delenv(name, raising=False)
+
+    def run(*args: str):
+        return CliRunner().invoke(cli_app, ["model", *args], catch_exceptions=False)
+
+    result = run("list")
+    assert result.exit_code == 0 and "No stored versions" in result.output
+    result = run("train", "--from-db", "--csv", base)
+    assert result.exit_code == 0, result.output
+    assert "not activated (as asked)" in result.output and "default" in result.output
+
+    async def stored() -> list[tuple[str, bool]]:
+        rt = build_runtime(settings)
+        try:
+            return [(v.id, v.active) for v in await versions(rt)]
+        finally:
+            await rt.close()
+
+    [(first, active)] = asyncio.run(stored())
+    assert not active and first in run("list").output
+    result = run("train", "--from-db", "--csv", base, "--activate")
+    assert result.exit_code == 0, result.output
+    assert "activated" in result.output
+    [(_, first_active), (second, second_active)] = asyncio.run(stored())
+    assert (first_active, second_active) == (False, True)
+    [active_line] = [line for line in run("list").output.splitlines() if "yes" in line]
+    assert second in active_line
+    # `ticketing triage` / `ticketing eval` with the local provider use the active version.
+    result = CliRunner().invoke(
+        cli_app,
+        ["triage", "Zorblax stopped", f"The {ZORBLAX} cluster stopped", "--provider", "local"],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.output)
+    assert answer["ticket_type"] == "technical"
+    assert answer["model"].startswith("local-learned-") and answer["status"] == "ai"
+    assert run("train").exit_code == 2  # neither --csv nor --from-db

@@ -35,10 +35,39 @@ def _known_skills(skills: str | None) -> list[str]:
     return normalise_skills(skills.split(","))
 
 
-def _build_provider(name: str | None) -> TriageProvider:
-    """The named provider, else the configured one. Local needs no settings at all."""
-    if name is not None and name.strip().lower() == "local":
+def _active_local() -> LocalAnalyzer:
+    """The local analyzer with the model that is active in the database (when settings and a
+    database with an active version are there), else with the shipped one."""
+    from ticketing.config import load_settings
+
+    try:
+        settings = load_settings()
+        url = settings.database_url
+        sqlite_file = url.startswith("sqlite") and ":memory:" not in url
+        if sqlite_file and not Path(url.split("///", 1)[-1]).exists():
+            return LocalAnalyzer()  # no database here: do not create one
+        from ticketing.db import Database
+        from ticketing.triage.registry import ModelRegistry
+
+        async def active() -> ModelRegistry | None:
+            db = Database(url, pool_size=1)
+            try:
+                registry = ModelRegistry(db)
+                return registry if await registry.refresh(force=True) else None
+            finally:
+                await db.dispose()
+
+        registry = asyncio.run(active())
+    except Exception:  # no settings, no database, no tables: the shipped model it is
         return LocalAnalyzer()
+    return LocalAnalyzer(registry.model_source) if registry is not None else LocalAnalyzer()
+
+
+def _build_provider(name: str | None) -> TriageProvider:
+    """The named provider, else the configured one. Local needs no settings at all; it uses
+    the model active in the database when there is one (`ticketing eval` scores that)."""
+    if name is not None and name.strip().lower() == "local":
+        return _active_local()
     from ticketing.config import load_settings
     from ticketing.errors import ConfigurationError
 
@@ -50,9 +79,10 @@ def _build_provider(name: str | None) -> TriageProvider:
     from ticketing.triage.factory import build_provider
 
     try:
-        return build_provider(settings, name.strip().lower() if name else None)
+        provider = build_provider(settings, name.strip().lower() if name else None)
     except ValueError as exc:
         raise _fail(str(exc)) from exc
+    return _active_local() if isinstance(provider, LocalAnalyzer) else provider
 
 
 def _fmt(value: Any) -> str:
