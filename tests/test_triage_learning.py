@@ -571,3 +571,40 @@ def test_model_train_from_db_and_list_on_the_command_line(
     assert answer["ticket_type"] == "technical"
     assert answer["model"].startswith("local-learned-") and answer["status"] == "ai"
     assert run("train").exit_code == 2  # neither --csv nor --from-db
+
+
+# --- prompt examples: bounded work --------------------------------------------------------
+
+
+async def test_example_rows_are_computed_once_per_ticket(runtime):
+    from ticketing.triage.examples import ExampleIndex
+    from ticketing.triage.registry import LoadedModel
+
+    loaded = await runtime.models.current()
+    assert loaded is not None
+    texts_vectorised: list[int] = []
+
+    class Counting:
+        def vectorise(self, texts):
+            texts_vectorised.append(len(texts))
+            return loaded.model.vectorise(texts)
+
+    counted = LoadedModel(Counting(), loaded.version)  # type: ignore[arg-type]
+    admin, _mod, requester = await staff(runtime)
+    await labelled_org(runtime, admin, requester, n=3)  # 3 zorblax + 3 invoices corrected
+    index = ExampleIndex(max_candidates=5)
+    probe = ("Zorblax again", f"The {ZORBLAX} cluster stopped")
+    async with runtime.db.sessionmaker() as session:
+        found = await index.similar(session, counted, *probe, k=2)
+    assert [e.ticket_type for e in found] == [TicketType.technical] * 2
+    assert texts_vectorised == [5, 1]  # the 5 latest corrected tickets once, then the probe
+    async with runtime.db.sessionmaker() as session:
+        await index.similar(session, counted, *probe, k=2)
+    assert texts_vectorised == [5, 1, 1]  # nothing changed: only the probe
+    more = await new_ticket(runtime, requester, "Zorblax node 7 slow", f"The {ZORBLAX} is slow")
+    await drain(runtime)
+    await patch(runtime, admin, more, ticket_type="technical")
+    async with runtime.db.sessionmaker() as session:
+        found = await index.similar(session, counted, *probe, k=5)
+    assert texts_vectorised == [5, 1, 1, 1, 1]  # only the newly corrected ticket, and the probe
+    assert "Zorblax node 7 slow" in [e.title for e in found]

@@ -239,33 +239,37 @@ async def activate(session: AsyncSession, version_id: str, at: datetime | None =
 # --- what the prompt examples are drawn from ---
 
 
-async def recent_corrected(session: AsyncSession, *, limit: int) -> list[LabelledTicket]:
-    """The latest `limit` tickets staff corrected (type or priority), with their labels."""
+@dataclass(frozen=True)
+class CorrectedKey:
+    ticket_id: str
+    ticket_type: str
+    priority: str | None
+
+
+async def recent_corrected_keys(session: AsyncSession, *, limit: int) -> list[CorrectedKey]:
+    """The latest `limit` tickets staff corrected (type or priority): ids and labels only."""
     corrected = select(TriageCorrection.ticket_id).where(TriageCorrection.field.in_(LABEL_FIELDS))
     stmt = (
-        select(
-            Ticket.id,
-            Ticket.title,
-            Ticket.description,
-            Ticket.ticket_type,
-            Ticket.priority,
-            Ticket.updated_at,
-        )
+        select(Ticket.id, Ticket.ticket_type, Ticket.priority)
         .where(Ticket.id.in_(corrected), Ticket.ticket_type.is_not(None))
         .order_by(Ticket.updated_at.desc(), Ticket.id.desc())
         .limit(limit)
     )
     return [
-        LabelledTicket(
-            r.id,
-            r.title,
-            r.description,
-            str(r.ticket_type),
-            str(r.priority) if r.priority is not None else None,
-            r.updated_at,
-        )
+        CorrectedKey(r.id, str(r.ticket_type), str(r.priority) if r.priority else None)
         for r in (await session.execute(stmt)).all()
     ]
+
+
+async def texts_of(session: AsyncSession, ticket_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """Title and description of these tickets (which never change once filed)."""
+    out: dict[str, tuple[str, str]] = {}
+    for start in range(0, len(ticket_ids), 500):
+        chunk = ticket_ids[start : start + 500]
+        stmt = select(Ticket.id, Ticket.title, Ticket.description).where(Ticket.id.in_(chunk))
+        for ticket_id, title, description in (await session.execute(stmt)).all():
+            out[ticket_id] = (title, description)
+    return out
 
 
 async def last_correction_marker(session: AsyncSession) -> tuple[int, datetime | None]:
