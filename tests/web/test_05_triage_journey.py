@@ -4,7 +4,7 @@ confusion matrix, "Train now" trains a model from them, and the new version is l
 from __future__ import annotations
 
 from ..conftest import ADMIN_EMAIL
-from .conftest import LiveServer, expect
+from .conftest import LiveServer, expect, shot
 
 ZORBLAX = [
     (f"Zorblax node {i} stopped", f"The zorblax cluster on node {i} stopped.") for i in range(6)
@@ -57,4 +57,5 @@ def test_admin_sees_corrections_and_trains_a_model(open_tab, live_server: LiveSe
     expect(version).to_have_attribute("data-active", "true")
     expect(version).to_contain_text("Active")
     expect(page.locator("#active-model")).to_contain_text("Active local model")
+    shot(page, "admin-triage-quality", full_page=True)
     tab.assert_clean()
