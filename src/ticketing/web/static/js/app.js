@@ -11,6 +11,7 @@ import { renderJobs } from './views/jobs.js';
 import { renderInbound } from './views/inbound.js';
 import { renderDashboard } from './views/dashboard.js';
 import { renderAvailability } from './views/availability.js';
+import { renderTriage } from './views/triage.js';
 
 const APP_NAME = document.querySelector('meta[name="application-name"]').content;
 const main = document.getElementById('main');
@@ -36,7 +37,8 @@ function parseHash() {
 function navItems(me) {
   if (me.role === 'admin') {
     return [['#/tickets', 'All tickets'], ['#/queue', 'My queue'], ['#/dashboard', 'Dashboard'],
-      ['#/people', 'People'], ['#/jobs', 'Jobs'], ['#/inbound', 'Inbound mail'], ['#/new', 'New ticket'],
+      ['#/people', 'People'], ['#/jobs', 'Jobs'], ['#/inbound', 'Inbound mail'],
+      ['#/triage', 'Triage quality'], ['#/new', 'New ticket'],
       ['#/availability', 'My availability']];
   }
   if (me.role === 'moderator') {
@@ -135,6 +137,8 @@ async function route({ focus = true } = {}) {
       await renderDashboard(main, ctx, params);
     } else if (path === '/inbound' && state.me.role === 'admin') {
       await renderInbound(main, ctx, params);
+    } else if (path === '/triage' && state.me.role === 'admin') {
+      await renderTriage(main, ctx, params);
     } else {
       ctx.setTitle('Not found');
       main.append(h('section', { class: 'page' },

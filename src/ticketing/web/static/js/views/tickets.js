@@ -3,7 +3,7 @@ import { get, post } from '../api.js';
 import { announce, busy, h, nextId, replace, select } from '../dom.js';
 import {
   ANALYSIS, PRIORITY, STATUS, TYPE, analysisBadge, options, personName, priorityBadge, ticketNumber,
-  statusBadge, typeBadge, when,
+  reviewBadge, statusBadge, typeBadge, when,
 } from '../format.js';
 
 const POLL_MS = 2000;
@@ -206,7 +206,7 @@ function table(ctx, config, items) {
     ['Status', (t) => statusBadge(t.status)],
     ['Priority', (t) => priorityBadge(t.priority)],
     ['Type', (t) => typeBadge(t.ticket_type)],
-    ['Analysis', (t) => analysisBadge(t)],
+    ['Analysis', (t) => h('span', { class: 'badges-inline' }, analysisBadge(t), ' ', reviewBadge(t))],
     ['Assignee', (t) => assigneeCell(ctx, t)],
     ['Updated', (t) => when(t.updated_at, { short: true })],
   ];
