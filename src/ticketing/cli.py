@@ -34,6 +34,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(model_app, name="model")
 ticket_commands.register(app)
 triage_commands.register(app)
+triage_commands.register_model(model_app)
 job_commands.register(app)
 mail_commands.register(app)
 

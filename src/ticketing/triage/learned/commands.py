@@ -24,18 +24,37 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 @model_app.command("train")
 def train_command(
     csv_files: Annotated[
-        list[Path],
+        list[Path] | None,
         typer.Option(
             "--csv", help="Labelled CSV (title, description|body, ticket_type|label[, priority])"
         ),
-    ],
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option(help="Directory for model.npz + manifest.json (default: the shipped model)"),
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+    from_db: Annotated[
+        bool,
+        typer.Option(
+            "--from-db",
+            help="Train from the database's corrections and resolved tickets (plus --csv, "
+            "weighted 0.3) and store the result as a version",
+        ),
+    ] = False,
+    activate: Annotated[
+        bool, typer.Option("--activate", help="With --from-db: make the new version active")
+    ] = False,
 ) -> None:
-    """Train a model on the CSV files and write it (by default over the shipped default)."""
+    """Train a model on the CSV files and write it (by default over the shipped default); with
+    --from-db, train from the database and store it as a version (see `model list`)."""
+    if from_db:
+        from ticketing.triage.commands import train_from_db_command
+
+        train_from_db_command(csv_files or [], activate)
+        return
+    if not csv_files:
+        raise _fail("pass --csv FILE (or --from-db)")
     from ticketing.triage.learned.model import default_files, read_csv, save_files, train
 
     examples = []

@@ -192,6 +192,17 @@ class TrainedModel:
             )
         return out
 
+    def class_probabilities(self, title: str, description: str) -> dict[str, dict[str, float]]:
+        """Every class's probability per field ({"ticket_type": {...}, "priority": {...}}):
+        what the confidence in another provider's answer is read from."""
+        x = self._design([(title, description)])
+        type_p = self._type.proba(x)[0].tolist()
+        out = {"ticket_type": dict(zip(self._type.classes, type_p, strict=True))}
+        if self._priority is not None:
+            prio_p = self._priority.proba(x)[0].tolist()
+            out["priority"] = dict(zip(self._priority.classes, prio_p, strict=True))
+        return out
+
     def to_bytes(self) -> tuple[bytes, dict[str, Any]]:
         """The model as .npz bytes (numeric arrays only) and its JSON-able manifest."""
         n_features = self._vectoriser.n_features
