@@ -56,7 +56,7 @@ class VectoriserParams:
     min_df: int = 2
     # The local rules' cue score per type as extra (log1p) features: evidence that carries
     # across projects where n-grams of one project's templates do not.
-    rule_features: bool = True
+    rule_features: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
