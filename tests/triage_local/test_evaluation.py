@@ -223,6 +223,25 @@ def test_eval_command_prints_a_table_and_json_last(cli: typer.Typer, tmp_path: P
     assert "ticket_type" in result.stdout and "macro-F1" in result.stdout  # the Rich table
 
 
+def test_eval_command_prints_per_class_tables_for_type_and_priority(
+    cli: typer.Typer, tmp_path: Path
+) -> None:
+    path = write_csv(
+        tmp_path / "prio.csv",
+        ["title", "description", "ticket_type", "priority"],
+        [
+            ["Production is down", "Outage: every customer gets an error", "bug", "urgent"],
+            ["Feature request: dark mode", "It would be great to have dark mode", "feature", "low"],
+        ],
+    )
+    result = CliRunner().invoke(cli, ["eval", str(path), "--provider", "local", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "ticket_type per class" in result.stdout and "priority per class" in result.stdout
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(data["priority"]["per_class"]) >= {"urgent", "low"}
+    assert data["priority"]["per_class"]["urgent"]["recall"] == 1.0
+
+
 def test_eval_command_limit_and_skills(cli: typer.Typer, tmp_path: Path) -> None:
     path = write_csv(
         tmp_path / "skills.csv",

@@ -99,7 +99,7 @@ def test_a_model_learns_an_invented_vocabulary(model: TrainedModel) -> None:
 
     # ...and the local analyzer uses it for type and priority, rules only for skills.
     analyzer = LocalAnalyzer(lambda: model)
-    analysis = analyzer.analyze_sync("zorblax on python host broken", "zorblax", KNOWN)
+    analysis = analyzer.analyze_sync("zorblax on the python host", "zorblax needs work", KNOWN)
     assert (analysis.ticket_type, analysis.priority) == (TicketType.technical, Priority.high)
     assert analysis.required_skills == ["python"]
     assert analysis.confidence is not None and set(analysis.confidence) == {

@@ -109,12 +109,14 @@ def _print_report(console: Console, report: EvalReport) -> None:
                 _fmt(metrics.get("micro_f1", "")),
             )
     console.print(table)
-    type_metrics = data.get("ticket_type")
-    if type_metrics is not None:
-        per_class = Table(title="ticket_type per class")
+    for name in ("ticket_type", "priority"):
+        metrics = data.get(name)
+        if metrics is None:
+            continue
+        per_class = Table(title=f"{name} per class")
         for column in ("class", "precision", "recall", "F1", "support"):
             per_class.add_column(column, justify="left" if column == "class" else "right")
-        for cls, m in type_metrics["per_class"].items():
+        for cls, m in metrics["per_class"].items():
             per_class.add_row(
                 cls, _fmt(m["precision"]), _fmt(m["recall"]), _fmt(m["f1"]), str(m["support"])
             )

@@ -1182,6 +1182,15 @@ def _notes(
 
 
 RULES_MODEL = "local-rules-v1"
+# The rules' evidence per type, offered to the learned model as features (see
+# `ticketing.triage.learned.features.VectoriserParams.rule_features`).
+RULE_SCORE_TYPES = ("bug", "feature", "support", "technical")
+
+
+def rule_type_scores(title: str, description: str) -> tuple[float, ...]:
+    """The rules' weighted cue score per type in RULE_SCORE_TYPES (0 when no cue)."""
+    return _type_scores(_signals(title, description, _skill_matcher(())))
+
 
 if TYPE_CHECKING:
     from ticketing.triage.learned import Prediction, TrainedModel
@@ -1244,14 +1253,17 @@ class LocalAnalyzer:
     ) -> list[Analysis]:
         """Analyse many tickets at once: the model predicts them in one batch."""
         model = self._resolve()
-        predictions: Sequence[Prediction | None] = (
-            model.predict_many(items) if model is not None else [None] * len(items)
-        )
-        classes = set(model.type_classes) if model is not None else set()
         matcher = _skill_matcher(tuple(known_skills))
+        signals = [_signals(title, description, matcher) for title, description in items]
+        predictions: Sequence[Prediction | None] = [None] * len(items)
+        if model is not None:
+            # The rules' type scores are features of the model: computed once, used twice.
+            scores = [_type_scores(s) for s in signals]
+            predictions = model.predict_many(items, rule_scores=scores)
+        classes = set(model.type_classes) if model is not None else set()
         return [
-            _analysis(title, description, matcher, prediction, classes)
-            for (title, description), prediction in zip(items, predictions, strict=True)
+            _analysis(s, prediction, classes)
+            for s, prediction in zip(signals, predictions, strict=True)
         ]
 
     async def analyze(self, title: str, description: str, known_skills: Sequence[str]) -> Analysis:
@@ -1262,15 +1274,18 @@ class LocalAnalyzer:
         """Nothing to close: no connections."""
 
 
-def _analysis(
-    title: str,
-    description: str,
-    matcher: _SkillMatcher,
-    prediction: Prediction | None,
-    model_classes: set[str],
-) -> Analysis:
+def _signals(title: str, description: str, matcher: _SkillMatcher) -> _Signals:
     prose, headings, code = _split_body(description)
-    signals = _collect(title[:1000], prose, headings, code, matcher)
+    return _collect(title[:1000], prose, headings, code, matcher)
+
+
+def _type_scores(signals: _Signals) -> tuple[float, ...]:
+    return tuple(signals.type_scores.get(t, 0.0) for t in RULE_SCORE_TYPES)
+
+
+def _analysis(
+    signals: _Signals, prediction: Prediction | None, model_classes: set[str]
+) -> Analysis:
     rules_type = _decide_type(signals)
     confidence: dict[str, float] | None = None
     learned = ""

@@ -4,7 +4,8 @@ Outcome statuses (the ticket's `analysis_status`):
 - "ai": the configured provider answered. That includes the local analyzer when it *is* the
   configured provider (AI_PROVIDER=local, or auto with no AI configured): it is then the
   intended result, not a degraded one, so `POST /admin/rerun-ai` (which re-runs "fallback"
-  tickets) leaves it alone. Such tickets read provider "local", model "local-rules-v1".
+  tickets) leaves it alone. Such tickets read provider "local", model "local-learned-<sha>"
+  (the rules alone, "local-rules-v1", when the model cannot be loaded: then "fallback").
 - "fallback": an AI provider failed (error, timeout, invalid answer) and the local analyzer
   answered instead; `error` says why in one short line.
 """

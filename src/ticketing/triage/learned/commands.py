@@ -55,7 +55,14 @@ def train_command(
         return
     if not csv_files:
         raise _fail("pass --csv FILE (or --from-db)")
-    from ticketing.triage.learned.model import default_files, read_csv, save_files, train
+    from ticketing.triage.learned.model import (
+        SHIPPED_C,
+        SHIPPED_PARAMS,
+        default_files,
+        read_csv,
+        save_files,
+        train,
+    )
 
     examples = []
     for path in csv_files:
@@ -66,7 +73,8 @@ def train_command(
     if not examples:
         raise _fail("no labelled rows in the given files")
     try:
-        model = train(examples, seed=seed)
+        # The shipped model's settings (rule features, C=3): see SHIPPED_PARAMS.
+        model = train(examples, seed=seed, params=SHIPPED_PARAMS, c=SHIPPED_C)
     except ValueError as exc:
         raise _fail(str(exc)) from exc
     directory = out if out is not None else default_files()[0].parent

@@ -33,13 +33,26 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from ticketing.errors import ModelLoadError
-from ticketing.triage.learned.features import Vectoriser, VectoriserParams
+from ticketing.triage.learned.features import (
+    Vectoriser,
+    VectoriserParams,
+    n_rule_features,
+    rule_matrix,
+)
 from ticketing.vocabulary import Priority, TicketType
 
 FORMAT = "ticketing-triage-linear"
-FORMAT_VERSION = 1
+# 2: Fibonacci-hashed buckets, character n-grams of word tokens, optional rule features.
+FORMAT_VERSION = 2
 MIN_PRIORITY_LABELS = 20  # fewer priority labels than this: no priority classifier
 DEFAULT_C = 10.0
+# The shipped model (`ticketing model train --csv`): public issues from other projects, so the
+# rules' type scores as features (they carry across projects: leave-one-repository-out 0.60 ->
+# 0.69) and stronger regularisation. Models trained on an organisation's own labels keep the
+# defaults (text only): with rule features a strong rule cue outvoted the organisation's own
+# corrections (tests/test_triage_learning.py). See docs/triage.md.
+SHIPPED_PARAMS = VectoriserParams(rule_features=True)
+SHIPPED_C = 3.0
 MAX_MODEL_BYTES = 64 * 1024 * 1024  # refuse to even open anything larger
 
 _ARRAYS = (
@@ -141,14 +154,32 @@ class TrainedModel:
         # A plain string is treated as the title: it is what the learning side compares.
         return self._vectoriser.transform(pairs)
 
+    def _design(
+        self,
+        pairs: Sequence[tuple[str, str]],
+        rule_scores: Sequence[Sequence[float]] | None = None,
+    ) -> sp.csr_matrix:
+        x = self._vectoriser.transform(pairs)
+        if not self._vectoriser.params.rule_features:
+            return x
+        rules = rule_matrix(self._vectoriser.params, pairs, rule_scores)
+        return sp.hstack([x, rules], format="csr")
+
     def predict(self, title: str, description: str) -> Prediction:
         return self.predict_many([(title, description)])[0]
 
-    def predict_many(self, items: Iterable[tuple[str, str]]) -> list[Prediction]:
+    def predict_many(
+        self,
+        items: Iterable[tuple[str, str]],
+        *,
+        rule_scores: Sequence[Sequence[float]] | None = None,
+    ) -> list[Prediction]:
+        """Predict a batch. `rule_scores`: the rules' type scores of each item when the caller
+        has them already (the local analyzer); computed here otherwise."""
         pairs = list(items)
         if not pairs:
             return []
-        x = self._vectoriser.transform(pairs)
+        x = self._design(pairs, rule_scores)
         type_p = self._type.proba(x)
         type_idx = type_p.argmax(axis=1)
         prio_p = self._priority.proba(x) if self._priority is not None else None
@@ -172,7 +203,7 @@ class TrainedModel:
     def class_probabilities(self, title: str, description: str) -> dict[str, dict[str, float]]:
         """Every class's probability per field ({"ticket_type": {...}, "priority": {...}}):
         what the confidence in another provider's answer is read from."""
-        x = self._vectoriser.transform([(title, description)])
+        x = self._design([(title, description)])
         type_p = self._type.proba(x)[0].tolist()
         out = {"ticket_type": dict(zip(self._type.classes, type_p, strict=True))}
         if self._priority is not None:
@@ -186,7 +217,8 @@ class TrainedModel:
         if self._priority is not None:
             prio_coef, prio_b = self._priority.coef, self._priority.intercept
         else:
-            prio_coef = np.zeros((n_features, 0), dtype=np.float32)
+            rows = n_features + n_rule_features(self._vectoriser.params)
+            prio_coef = np.zeros((rows, 0), dtype=np.float32)
             prio_b = np.zeros((0,), dtype=np.float32)
         arrays: dict[str, npt.NDArray[Any]] = {
             "columns": self._vectoriser.columns.astype(np.int64),
@@ -297,6 +329,8 @@ def train(
     params = params or VectoriserParams()
     texts = [(e.title, e.description) for e in examples]
     vectoriser, x = Vectoriser.fit(params, texts)
+    if params.rule_features:
+        x = sp.hstack([x, rule_matrix(params, texts)], format="csr")
     weights = np.asarray([max(0.0, float(e.weight)) for e in examples], dtype=np.float64)
     type_model = _fit_linear(x, [e.ticket_type.value for e in examples], weights, c=c, seed=seed)
     with_priority = [i for i, e in enumerate(examples) if e.priority is not None]
@@ -386,12 +420,13 @@ def load(data: bytes, manifest: dict[str, Any]) -> TrainedModel:
     arrays = _read_arrays(data)
     columns, idf = arrays["columns"], arrays["idf"]
     n = columns.shape[0] if columns.ndim == 1 else -1
+    rows = n + n_rule_features(params)  # coefficient rows: text features, then rule scores
     expected: dict[str, tuple[tuple[int, ...], str]] = {
         "columns": ((n,), "int64"),
         "idf": ((n,), "float32"),
-        "type_coef": ((n, len(type_classes)), "float32"),
+        "type_coef": ((rows, len(type_classes)), "float32"),
         "type_intercept": ((len(type_classes),), "float32"),
-        "priority_coef": ((n, len(priority_classes)), "float32"),
+        "priority_coef": ((rows, len(priority_classes)), "float32"),
         "priority_intercept": ((len(priority_classes),), "float32"),
     }
     if n < 0:
