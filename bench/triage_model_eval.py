@@ -18,9 +18,9 @@ from collections import defaultdict
 from dataclasses import replace
 from typing import Any
 
-from ticketing.triage.evaluation import classification_metrics
 from ticketing.triage.learned import Example, VectoriserParams, train
 from ticketing.triage.learned.model import _LABEL_TO_TYPE, _raise_field_size_limit
+from ticketing.triage.metrics import classification_metrics
 
 
 def memoise_features() -> None:

@@ -31,6 +31,7 @@ EXTRA_FIELDS: dict[str, Any] = {
     "assigned_to": "attacker",
     "status": "closed",
     "analysis_status": "ai",
+    "confidence": {"ticket_type": 1.0, "priority": 1.0},  # a model may not vouch for itself
 }
 
 NON_JSON_TEXT = "Sure! This looks like a high priority bug about Python."

@@ -145,7 +145,9 @@ async def test_extra_fields_in_the_answer_are_ignored(
         "priority",
         "ticket_type",
         "helpful_notes",
+        "confidence",
     }
+    assert analysis.confidence is None  # only our own model's probabilities count
     assert not hasattr(analysis, "assigned_to")
     assert not hasattr(analysis, "status")
 

@@ -126,7 +126,9 @@ async def test_extra_fields_are_ignored(fake: FakeOpenAI, make_provider: MakePro
         "priority",
         "ticket_type",
         "helpful_notes",
+        "confidence",
     }
+    assert analysis.confidence is None  # only our own model's probabilities count
 
 
 async def test_slow_answers_time_out_then_fail(

@@ -147,10 +147,23 @@ def test_notes_must_be_a_string() -> None:
 
 def test_extra_fields_are_ignored() -> None:
     analysis = parse_analysis(
-        with_(assigned_to="attacker", status="closed", analysis_status="ai", priority="low")
+        with_(
+            assigned_to="attacker",
+            status="closed",
+            analysis_status="ai",
+            priority="low",
+            confidence={"ticket_type": 1.0},
+        )
     )
     dumped = analysis.model_dump()
-    assert set(dumped) == {"required_skills", "priority", "ticket_type", "helpful_notes"}
+    assert set(dumped) == {
+        "required_skills",
+        "priority",
+        "ticket_type",
+        "helpful_notes",
+        "confidence",
+    }
+    assert analysis.confidence is None
     assert analysis.priority is Priority.low
 
 

@@ -14,14 +14,13 @@ from typer.testing import CliRunner
 from ticketing.triage.base import Analysis, TriageError
 from ticketing.triage.commands import register
 from ticketing.triage.evaluation import (
-    ERROR_LABEL,
     LabelledRow,
-    classification_metrics,
     evaluate,
     load_rows,
     skill_metrics,
 )
 from ticketing.triage.local import LocalAnalyzer
+from ticketing.triage.metrics import ERROR_LABEL, classification_metrics
 from ticketing.vocabulary import Priority, TicketType
 
 

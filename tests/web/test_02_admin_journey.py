@@ -74,9 +74,9 @@ def test_admin_reassigns_reruns_ai_and_manages_people(open_tab, live_server: Liv
     # Reassign the invoice ticket to a moderator.
     page.get_by_role("link", name=INVOICE[0]).click()
     expect(page.get_by_role("heading", name=INVOICE[0])).to_be_visible()
-    expect(page.locator("#triage-details")).to_contain_text("Built-in rules (AI failed)")
+    expect(page.locator("#triage-details")).to_contain_text("Local model (AI failed)")
     expect(page.locator(".timeline")).to_contain_text(
-        "AI analysis failed; the built-in rules used instead"
+        "AI analysis failed; the local model used instead"
     )
     expect(page.locator("#triage-details")).to_contain_text("500")  # the AI error, for admins
     page.get_by_label("Assign to").select_option(live.ids["mod.py@example.com"])

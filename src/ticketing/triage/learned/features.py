@@ -193,7 +193,7 @@ class _Hasher:
 
 
 def n_rule_features(params: VectoriserParams) -> int:
-    from ticketing.triage.local import RULE_SCORE_TYPES
+    from ticketing.triage.rules import RULE_SCORE_TYPES
 
     return len(RULE_SCORE_TYPES) if params.rule_features else 0
 
@@ -204,7 +204,7 @@ def rule_matrix(
     given: Sequence[Sequence[float]] | None = None,
 ) -> sp.csr_matrix:
     """log1p of the rules' type scores, one row per text (no columns when switched off)."""
-    from ticketing.triage.local import RULE_SCORE_TYPES, rule_type_scores
+    from ticketing.triage.rules import RULE_SCORE_TYPES, rule_type_scores
 
     if not params.rule_features:
         return sp.csr_matrix((len(texts), 0), dtype=np.float32)

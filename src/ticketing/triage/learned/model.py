@@ -39,6 +39,7 @@ from ticketing.triage.learned.features import (
     n_rule_features,
     rule_matrix,
 )
+from ticketing.triage.metrics import classification_metrics
 from ticketing.vocabulary import Priority, TicketType
 
 FORMAT = "ticketing-triage-linear"
@@ -572,8 +573,6 @@ def read_csv(path: str | Path, *, weight: float = 1.0) -> list[Example]:
 
 
 def _metrics(gold: Sequence[str], predicted: Sequence[str]) -> dict[str, Any]:
-    from ticketing.triage.evaluation import classification_metrics
-
     return classification_metrics(gold, predicted)
 
 

@@ -19,7 +19,7 @@ function modeConfig(ctx, mode) {
   if (mode === 'all') {
     return {
       title: 'All tickets', path: '/tickets', route: '#/tickets', query: {}, admin: true,
-      intro: 'Every ticket. Fallback tickets were analysed by the built-in rules because the AI failed.',
+      intro: 'Every ticket. Fallback tickets were analysed offline (the local model and rules) because the AI failed.',
       empty: 'No tickets match these filters.',
     };
   }
