@@ -2,20 +2,49 @@
 
 from __future__ import annotations
 
+import os
 import random
+import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
-from ticketing.db import Database, lock_for_transaction, utcnow
+from ticketing.db import Database, lock_for_transaction, on_before_commit, utcnow
 from ticketing.jobs.models import Job, JobStatus
 
 ERROR_MAX_CHARS = 4000
 ENQUEUED_FLAG = "jobs_enqueued"
+# PostgreSQL: a transaction that enqueued sends one NOTIFY on this channel, delivered at its
+# commit, so idle workers in other processes claim at once instead of at their next poll.
+NOTIFY_CHANNEL = "ticketing_jobs"
+# Set in a Database's session_info (JOB_NOTIFY=false) to send no NOTIFY.
+NOTIFY_OFF = "jobs_notify_off"
+
+
+def notify_sender() -> str:
+    """The payload of this process's notifications: its listener skips them (the after-commit
+    hook has already woken this process's workers)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _notify_workers(session: Session) -> None:
+    # Once per committing transaction that enqueued; the flag itself is read after the commit.
+    if not session.info.get(ENQUEUED_FLAG) or session.info.get(NOTIFY_OFF):
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    session.execute(
+        text("SELECT pg_notify(:channel, :sender)"),
+        {"channel": NOTIFY_CHANNEL, "sender": notify_sender()},
+    )
+
+
+on_before_commit(_notify_workers)
 
 
 @dataclass(frozen=True)
