@@ -64,8 +64,27 @@ async def _listener_pids(url: str) -> list[int]:
     return [r["pid"] for r in rows]
 
 
+async def _wait_for_worker_connection(url: str) -> None:
+    """Until a worker that does not listen has connected (made its first claims)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        conn = await asyncpg.connect(_raw_dsn(url))
+        try:
+            others = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await conn.close()
+        if others:
+            await asyncio.sleep(1.0)  # its first round of claims ends, it waits for the poll
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the worker never connected")
+
+
 async def _wait_for_listener(url: str, other_than: int | None = None) -> int:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         pids = [p for p in await _listener_pids(url) if p != other_than]
         if pids:
@@ -153,7 +172,7 @@ async def test_without_notify_the_job_waits_for_the_poll(
     runtime = build_runtime(make_settings(pg_url, smtp.port, job_notify=False))
     worker = _start_worker(settings, tmp_path, JOB_NOTIFY="false")
     try:
-        await asyncio.sleep(3)  # started and idle (no LISTEN connection to wait for)
+        await _wait_for_worker_connection(pg_url)
         assert await _listener_pids(pg_url) == []
         await _queue_mail(runtime.db, "late@example.com")
         await asyncio.sleep(3)
