@@ -17,17 +17,25 @@ from collections.abc import Callable
 from typing import Any
 
 import asyncpg
-from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ticketing.jobs import queue
 
 log = logging.getLogger(__name__)
 
 
-def asyncpg_dsn(sqlalchemy_url: str) -> str:
-    """The libpq-style DSN asyncpg takes, from our `postgresql+asyncpg://` URL."""
-    url = make_url(sqlalchemy_url).set(drivername="postgresql")
-    return url.render_as_string(hide_password=False)
+# Options of SQLAlchemy's asyncpg dialect that asyncpg.connect itself does not take.
+_DIALECT_ONLY = (
+    "prepared_statement_cache_size",
+    "prepared_statement_name_func",
+    "async_creator_fn",
+)
+
+
+def connect_kwargs(engine: AsyncEngine) -> dict[str, Any]:
+    """What the engine's own connections are opened with (host, user, ssl, ... from the URL)."""
+    _args, params = engine.dialect.create_connect_args(engine.url)
+    return {k: v for k, v in params.items() if k not in _DIALECT_ONLY}
 
 
 class JobListener:
@@ -35,7 +43,7 @@ class JobListener:
 
     def __init__(
         self,
-        database_url: str,
+        engine: AsyncEngine,
         wake: Callable[[], None],
         *,
         check_seconds: float = 60.0,
@@ -43,7 +51,7 @@ class JobListener:
         backoff_max_seconds: float = 30.0,
         connect_timeout_seconds: float = 10.0,
     ) -> None:
-        self.dsn = asyncpg_dsn(database_url)
+        self.connect_kwargs = connect_kwargs(engine)
         self.wake = wake
         self.check_seconds = check_seconds
         self.backoff_start_seconds = backoff_start_seconds
@@ -63,7 +71,9 @@ class JobListener:
         while True:
             conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(self.dsn, timeout=self.connect_timeout_seconds)
+                conn = await asyncpg.connect(
+                    **self.connect_kwargs, timeout=self.connect_timeout_seconds
+                )
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(queue.NOTIFY_CHANNEL, self._on_notification)

@@ -101,7 +101,7 @@ class Worker:
         self._next_schedule_check = 0.0
         # On PostgreSQL, other processes' enqueues wake this worker at once (LISTEN/NOTIFY).
         self.listener = (
-            JobListener(db.url, self.wake) if listen and db.dialect == "postgresql" else None
+            JobListener(db.engine, self.wake) if listen and db.dialect == "postgresql" else None
         )
         _local_workers.add(self)
 
