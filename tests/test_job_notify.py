@@ -28,7 +28,7 @@ from .smtp_server import SmtpTestServer
 
 # Far longer than any wait below: only a notification can explain a job started within it.
 POLL_SECONDS = 30
-PICKED_UP_WITHIN = 10.0
+PICKED_UP_WITHIN = 15.0
 
 
 @pytest.fixture
@@ -77,7 +77,7 @@ async def _wait_for_worker_connection(url: str) -> None:
         finally:
             await conn.close()
         if others:
-            await asyncio.sleep(1.0)  # its first round of claims ends, it waits for the poll
+            await asyncio.sleep(2.0)  # its first round of claims ends, it waits for the poll
             return
         await asyncio.sleep(0.1)
     raise AssertionError("the worker never connected")
