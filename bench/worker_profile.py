@@ -32,6 +32,7 @@ from bench.common import (
     ProcessGroup,
     drop_database,
     free_port,
+    install_signal_handlers,
     log,
     migrate,
     pg_url,
@@ -209,6 +210,7 @@ def main() -> None:
     p.add_argument("--ai-delay", type=float, default=0.05)
     p.add_argument("--top", type=int, default=40)
     args = p.parse_args()
+    install_signal_handlers()  # a SIGTERM stops the fake Gemini too
     quiet_smtp_server()
     sys.setrecursionlimit(10_000)
     asyncio.run(run(args))
