@@ -110,6 +110,7 @@ RULES: dict[tuple[str, str], Rule] = {
     },
     # Any signed-in person.
     ("GET", "/auth/me"): Rule(signed_in(200)),
+    ("PATCH", "/auth/me"): Rule(signed_in(200), body={"timezone": "Europe/Berlin"}),
     ("POST", "/auth/logout"): Rule(signed_in(204), fresh_token=True),
     ("POST", "/tickets/create"): Rule(signed_in(201), body=TICKET),
     ("POST", "/tickets"): Rule(signed_in(201), body=TICKET),
@@ -142,6 +143,12 @@ RULES: dict[tuple[str, str], Rule] = {
     ("PATCH", "/admin/users/{user_id}"): Rule(admins(200), body={"name": "Bob B."}),
     ("GET", "/admin/jobs"): Rule(admins(200)),
     ("GET", "/admin/inbound-emails"): Rule(admins(200)),
+    ("GET", "/admin/reports/summary"): Rule(admins(200)),
+    ("GET", "/admin/triage/quality"): Rule(admins(200)),
+    ("GET", "/admin/triage/models"): Rule(admins(200)),
+    ("POST", "/admin/triage/train"): Rule(admins(202)),
+    # No trained version exists here: only an admin gets as far as looking it up.
+    ("POST", "/admin/triage/models/{version_id}/activate"): Rule(admins(404)),
     ("GET", "/admin/jobs/{job_id}"): Rule(admins(200)),
     ("POST", "/admin/jobs/retry-failed"): Rule(admins(202)),
     # The job under test is the ticket's triage job, done: only an admin gets as far as the
@@ -198,6 +205,7 @@ async def test_authorization_matrix(client, runtime, actors):
         "user_id": actors.ids["bob"],
         "attachment_id": r.json()["id"],
         "job_id": job_id,
+        "version_id": MISSING_ID,
     }
     missing_ids = dict.fromkeys(ids, MISSING_ID)
 
@@ -474,7 +482,12 @@ async def raw_call(
 # test_file_uploads_have_their_own_body_limit and tests/test_attachments.py.
 UPLOAD_ROUTES = {("POST", "/tickets/{ticket_id}/attachments")}
 BODY_ROUTES = sorted(
-    (method, path.format(ticket_id=MISSING_ID, user_id=MISSING_ID, job_id=MISSING_ID))
+    (
+        method,
+        path.format(
+            ticket_id=MISSING_ID, user_id=MISSING_ID, job_id=MISSING_ID, version_id=MISSING_ID
+        ),
+    )
     for method, path in RULES
     if method in ("POST", "PATCH", "PUT") and (method, path) not in UPLOAD_ROUTES
 )

@@ -3,7 +3,7 @@ import { get, post } from '../api.js';
 import { announce, busy, h, nextId, replace, select } from '../dom.js';
 import {
   ANALYSIS, PRIORITY, STATUS, TYPE, analysisBadge, options, personName, priorityBadge, ticketNumber,
-  statusBadge, typeBadge, when,
+  reviewBadge, statusBadge, typeBadge, when,
 } from '../format.js';
 
 const POLL_MS = 2000;
@@ -188,6 +188,11 @@ function filterForm(ctx, config, filters, apply) {
 
 function assigneeCell(ctx, ticket) {
   if (!ticket.assigned_to) {
+    // Staff see why nobody has it yet: "waiting: nobody available (2 away, ...)".
+    const reason = ticket.assignment_reason || '';
+    if (reason.startsWith('waiting:')) {
+      return h('span', { class: 'muted', title: reason }, 'Waiting for someone free');
+    }
     return h('span', { class: 'muted' }, ticket.analysis_status === 'pending' ? 'Waiting for triage' : 'Unassigned');
   }
   if (!ctx.isStaff) return 'A support agent';
@@ -201,7 +206,7 @@ function table(ctx, config, items) {
     ['Status', (t) => statusBadge(t.status)],
     ['Priority', (t) => priorityBadge(t.priority)],
     ['Type', (t) => typeBadge(t.ticket_type)],
-    ['Analysis', (t) => analysisBadge(t)],
+    ['Analysis', (t) => h('span', { class: 'badges-inline' }, analysisBadge(t), ' ', reviewBadge(t))],
     ['Assignee', (t) => assigneeCell(ctx, t)],
     ['Updated', (t) => when(t.updated_at, { short: true })],
   ];
