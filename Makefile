@@ -48,6 +48,7 @@ migrate: $(VENV)/.stamp-runtime
 bench: $(VENV)/.stamp-dev
 	$(PY) -m bench.api $(BENCH_API_ARGS)
 	$(PY) -m bench.pipeline $(BENCH_PIPELINE_ARGS)
+	$(PY) -m bench.latency $(BENCH_LATENCY_ARGS)
 	$(PY) -m bench.mail $(BENCH_MAIL_ARGS)
 	$(PY) -m bench.reports $(BENCH_REPORTS_ARGS)
 	$(PY) -m bench.routing $(BENCH_ROUTING_ARGS)

@@ -6,6 +6,7 @@ SIGKILL) when the benchmark ends, however it ends.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -444,6 +445,7 @@ class CpuMeter:
         self.process_pct: float | None = None
         self.children_pct: float | None = None
         self.machine_pct: float | None = None
+        self.cpu_seconds: float | None = None  # the processes' CPU time during the block
 
     def _procs(self) -> int | None:
         ticks = [_process_ticks(pid) for pid in self.pids]
@@ -461,13 +463,92 @@ class CpuMeter:
         elapsed = max(time.monotonic() - self._t0, 1e-6)
         proc1 = self._procs()
         if proc1 is not None and self._proc0 is not None:
-            self.process_pct = (proc1 - self._proc0) / self.hz / elapsed * 100
+            self.cpu_seconds = (proc1 - self._proc0) / self.hz
+            self.process_pct = self.cpu_seconds / elapsed * 100
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         self.children_pct = (usage.ru_utime + usage.ru_stime - self._children0) / elapsed * 100
         busy1, total1 = _machine_ticks()
         busy0, total0 = self._machine0
         if total1 > total0:
             self.machine_pct = (busy1 - busy0) / (total1 - total0) * 100
+
+
+class PgBackendCpu:
+    """CPU used during a block by the PostgreSQL backends serving one database.
+
+    Their pids come from `pg_stat_activity` (every `interval` seconds, from a thread with its
+    own connection, which is left out), their CPU from /proc/<pid>/stat: a backend that was
+    there at the start counts from then, one that appears later from its birth, one that ends
+    up to its last sample. The server's own background processes (WAL writer, checkpointer)
+    serve every database on the server and are not counted.
+    """
+
+    def __init__(
+        self, database: str, interval: float = 0.25, admin_dsn: str = PG_ADMIN_DSN
+    ) -> None:
+        self.database = database
+        self.interval = interval
+        self.admin_dsn = admin_dsn
+        self.hz = os.sysconf("SC_CLK_TCK")
+        self._first: dict[int, int] = {}
+        self._last: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self.seconds: float | None = None
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(self._last[p] - self._first[p] for p in self._last) / self.hz
+
+    @property
+    def backends(self) -> int:
+        return len(self._last)
+
+    async def _main(self) -> None:
+        conn = await asyncpg.connect(self.admin_dsn, timeout=10)
+        try:
+            initial = True
+            while True:
+                rows = await conn.fetch(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = $1 "
+                    "AND pid <> pg_backend_pid()",
+                    self.database,
+                )
+                for row in rows:
+                    ticks = _process_ticks(row["pid"])
+                    if ticks is None:
+                        continue
+                    self._first.setdefault(row["pid"], ticks if initial else 0)
+                    self._last[row["pid"]] = ticks
+                initial = False
+                self._ready.set()
+                if self._stop.is_set():
+                    return
+                await asyncio.sleep(self.interval)
+        finally:
+            await conn.close()
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # reported by __exit__
+            self._error = exc
+            self._ready.set()
+
+    def __enter__(self) -> PgBackendCpu:
+        self._t0 = time.monotonic()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        self._ready.wait(30)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+        self.seconds = time.monotonic() - self._t0
+        if self._error is not None:
+            raise RuntimeError(f"sampling PostgreSQL backends failed: {self._error}")
 
 
 def loadavg() -> list[float]:

@@ -1,17 +1,18 @@
 """Pipeline benchmark: tickets through triage (fake Gemini), routing and the assignment email.
 
-For 1, 2 and 4 `ticketing worker` processes on PostgreSQL: a fresh database, moderators with
-skills, `ticketing serve` (WORKER=external) and the workers started; a user signs in through
-the real flow (code emailed by a worker to the SMTP server run here, read back, verified); then
-1,000 tickets are filed through the API and the clock runs from the first create to the last
-assignment email the SMTP server receives. The fake Gemini answers after a fixed 0.5 s.
+For 1 and 2 `ticketing worker` processes (`--workers`) on PostgreSQL: a fresh database,
+moderators with skills, `ticketing serve` (WORKER=external) and the workers started; a user
+signs in through the real flow (code emailed by a worker to the SMTP server run here, read
+back, verified); then 1,000 tickets are filed through the API and the clock runs from the
+first create to the last assignment email the SMTP server receives. The fake Gemini answers
+after a fixed 0.5 s.
 
 Then the create latency is measured while the workers are busy, once with a 0.5 s AI and once
 with a 5 s AI: a backlog is filed, then creates are paced at a fixed rate.
 
 Prints Markdown tables, then one JSON line with every figure.
 
-    .venv/bin/python -m bench.pipeline [--workers 1,2,4] [--tickets 1000] [--quick]
+    .venv/bin/python -m bench.pipeline [--workers 1,2] [--tickets 1000] [--quick]
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from bench.common import (
     SECRET_KEY,
     CpuMeter,
     LoadResult,
+    PgBackendCpu,
     ProcessGroup,
     Req,
     Service,
@@ -79,7 +81,9 @@ MODERATORS = [
     ("mod.net@bench.example", ["networking", "linux"]),
 ]
 TARGET_EFFICIENCY_1 = 0.8
-TARGET_SPEEDUP_4 = 3.0
+TARGET_SPEEDUP_2 = 1.8  # while the machine is under MAX_BUSY_FOR_SPEEDUP % busy
+MAX_BUSY_FOR_SPEEDUP = 70.0
+TARGET_CPU_MS_PER_TICKET = 20.0  # API + workers + PostgreSQL backends
 LATENCY_TOLERANCE = 1.25  # p99 with a 5 s AI may be at most this times the 0.5 s one (+ 5 ms)
 CODE_RE = re.compile(r"\b(\d{6})\b")
 
@@ -123,6 +127,21 @@ class PipelineRun:
     worker_cpu_pct: float
     api_cpu_pct: float
     machine_busy_pct: float
+    # CPU seconds during the run: the API process, the workers, this database's backends.
+    api_cpu_s: float = 0.0
+    worker_cpu_s: float = 0.0
+    pg_cpu_s: float = 0.0
+    pg_backends: int = 0
+    loadavg_before: list[float] = field(default_factory=list)
+
+    def cpu_ms_per_ticket(self) -> dict[str, float]:
+        per = {
+            "api": self.api_cpu_s,
+            "workers": self.worker_cpu_s,
+            "postgres": self.pg_cpu_s,
+        }
+        per["total"] = sum(per.values())
+        return {k: v * 1000 / self.tickets for k, v in per.items()}
 
     @property
     def tickets_per_s(self) -> float:
@@ -160,6 +179,9 @@ class PipelineRun:
             "worker_cpu_ms_per_ticket": round(self.worker_cpu_ms_per_ticket, 2),
             "api_cpu_pct": round(self.api_cpu_pct, 1),
             "machine_busy_pct": round(self.machine_busy_pct, 1),
+            "cpu_ms_per_ticket": {k: round(v, 2) for k, v in self.cpu_ms_per_ticket().items()},
+            "pg_backends": self.pg_backends,
+            "loadavg_before": self.loadavg_before,
         }
 
 
@@ -356,7 +378,12 @@ class Bench:
                 self.workdir / "create.tsv", [Req("POST", "/tickets/create", stack.token)]
             )
             pids = [w.pid for w in stack.workers]
-            with CpuMeter(*pids) as worker_cpu, CpuMeter(stack.api.pid) as api_cpu:
+            load_before = loadavg()
+            with (
+                PgBackendCpu(PG_DB) as pg_cpu,
+                CpuMeter(*pids) as worker_cpu,
+                CpuMeter(stack.api.pid) as api_cpu,
+            ):
                 create = run_load(
                     "httpx",
                     stack.api_url,
@@ -388,10 +415,18 @@ class Bench:
                 worker_cpu_pct=worker_cpu.process_pct or 0.0,
                 api_cpu_pct=api_cpu.process_pct or 0.0,
                 machine_busy_pct=worker_cpu.machine_pct or 0.0,
+                api_cpu_s=api_cpu.cpu_seconds or 0.0,
+                worker_cpu_s=worker_cpu.cpu_seconds or 0.0,
+                pg_cpu_s=pg_cpu.cpu_seconds,
+                pg_backends=pg_cpu.backends,
+                loadavg_before=load_before,
             )
+            cpu = run.cpu_ms_per_ticket()
             log(
                 f"  {elapsed:.1f} s, {run.tickets_per_s:.1f} tickets/s, "
-                f"efficiency {run.efficiency:.2f}; workers CPU {run.worker_cpu_pct:.0f}%"
+                f"efficiency {run.efficiency:.2f}; workers CPU {run.worker_cpu_pct:.0f}%; "
+                f"CPU ms/ticket: API {cpu['api']:.1f}, workers {cpu['workers']:.1f}, "
+                f"PostgreSQL {cpu['postgres']:.1f}, total {cpu['total']:.1f}"
             )
             return run
         finally:
@@ -504,13 +539,59 @@ def print_report(
             "limit": f">= {TARGET_EFFICIENCY_1}",
             "pass": base.efficiency >= TARGET_EFFICIENCY_1,
         }
-    four = next((r for r in runs if r.workers == 4), None)
-    if base and four:
-        speedup = base.elapsed_s / four.elapsed_s
-        targets["speedup_4_vs_1"] = {
+    print(
+        "\n### CPU per ticket (filed, triaged, routed, emailed), ms\n\n"
+        "CPU time of each process during the run (utime + stime from /proc), divided by the "
+        "tickets. PostgreSQL: the backends serving the bench database (pids from "
+        "pg_stat_activity); the fake AI, the SMTP server and the load generator are left out.\n"
+    )
+    cpu_rows = []
+    for r in runs:
+        cpu = r.cpu_ms_per_ticket()
+        cpu_rows.append(
+            [
+                r.workers,
+                cpu["api"],
+                cpu["workers"],
+                cpu["postgres"],
+                r.pg_backends,
+                cpu["total"],
+                r.machine_busy_pct,
+                " ".join(f"{v:.2f}" for v in r.loadavg_before),
+            ]
+        )
+    print(
+        markdown_table(
+            [
+                "workers",
+                "API",
+                "workers",
+                "PostgreSQL backends",
+                "backends seen",
+                "total",
+                "machine busy %",
+                "load average before",
+            ],
+            cpu_rows,
+        )
+    )
+    if base:
+        total = base.cpu_ms_per_ticket()["total"]
+        targets["cpu_ms_per_ticket_1_worker"] = {
+            "measured": round(total, 2),
+            "limit": f"<= {TARGET_CPU_MS_PER_TICKET}",
+            "pass": total <= TARGET_CPU_MS_PER_TICKET,
+        }
+    two = next((r for r in runs if r.workers == 2), None)
+    if base and two:
+        speedup = base.elapsed_s / two.elapsed_s
+        quiet = two.machine_busy_pct < MAX_BUSY_FOR_SPEEDUP
+        targets["speedup_2_vs_1"] = {
             "measured": round(speedup, 2),
-            "limit": f">= {TARGET_SPEEDUP_4}",
-            "pass": speedup >= TARGET_SPEEDUP_4,
+            "limit": f">= {TARGET_SPEEDUP_2} (machine {two.machine_busy_pct:.0f}% busy; "
+            f"applies under {MAX_BUSY_FOR_SPEEDUP:.0f}%)",
+            "pass": speedup >= TARGET_SPEEDUP_2,
+            "machine_quiet_enough": quiet,
         }
     if latency:
         print(
@@ -578,7 +659,7 @@ def quiet_smtp_server() -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Triage pipeline throughput and scaling benchmark.")
-    p.add_argument("--workers", default="1,2,4", help="comma list of worker process counts")
+    p.add_argument("--workers", default="1,2", help="comma list of worker process counts")
     p.add_argument("--tickets", type=int, default=1000)
     p.add_argument("--concurrency", type=int, default=16, help="WORKER_CONCURRENCY")
     p.add_argument("--ai-delay", type=float, default=0.5, help="seconds the fake AI takes")

@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     worker: Literal["embedded", "external"] = "embedded"
     worker_concurrency: int = Field(16, ge=1, le=1000)
     worker_poll_seconds: float = Field(1.0, gt=0, le=60)
+    # PostgreSQL: enqueues NOTIFY and workers LISTEN, so a job starts at once, not at the next poll.
+    job_notify: bool = True
     job_lease_seconds: float = Field(120.0, ge=5)
 
     # The support mailbox (the email channel): read over IMAP when INBOUND_EMAIL=imap.

@@ -181,6 +181,19 @@ def _sqlite_connect(dbapi_connection: Any, record: Any) -> None:
 
 AfterCommitHook = Callable[[Session], None]
 _after_commit_hooks: list[AfterCommitHook] = []
+_before_commit_hooks: list[AfterCommitHook] = []
+
+
+def on_before_commit(hook: AfterCommitHook) -> None:
+    """Run `hook(session)` just before every commit, inside the transaction (it may execute
+    statements: they commit with the rest). Used to notify other processes of new jobs."""
+    _before_commit_hooks.append(hook)
+
+
+@event.listens_for(Session, "before_commit")
+def _run_before_commit_hooks(session: Session) -> None:
+    for hook in _before_commit_hooks:
+        hook(session)
 
 
 def on_after_commit(hook: AfterCommitHook) -> None:
@@ -221,10 +234,20 @@ class WriteGate:
 class Database:
     """Owns the engine and the one session factory."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        echo: bool = False,
+        session_info: dict[str, Any] | None = None,
+    ) -> None:
         self.url = url
         self.engine = create_engine(url, pool_size=pool_size, echo=echo)
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # `session_info`: what every session's `info` starts with (read by commit hooks).
+        self.sessionmaker = async_sessionmaker(
+            self.engine, expire_on_commit=False, info=dict(session_info or {})
+        )
         self._write_gate = WriteGate() if self.dialect == "sqlite" else None
 
     @asynccontextmanager

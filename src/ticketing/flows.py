@@ -355,6 +355,7 @@ def make_worker(
         poll_seconds=s.worker_poll_seconds,
         lease_seconds=s.job_lease_seconds,
         name=name,
+        listen=s.job_notify,
     )
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from ticketing.config import Settings
 from ticketing.db import Database
+from ticketing.jobs.queue import NOTIFY_OFF
 from ticketing.notifications.senders import EmailSender, build_sender
 from ticketing.triage.base import TriageProvider
 from ticketing.triage.examples import ExampleIndex
@@ -55,7 +56,11 @@ class Runtime:
 def build_runtime(settings: Settings, *, sender: EmailSender | None = None) -> Runtime:
     return Runtime(
         settings=settings,
-        db=Database(settings.database_url, pool_size=max(5, settings.worker_concurrency)),
+        db=Database(
+            settings.database_url,
+            pool_size=max(5, settings.worker_concurrency),
+            session_info={} if settings.job_notify else {NOTIFY_OFF: True},
+        ),
         sender=sender or build_sender(settings),
         provider=build_provider(settings),
     )

@@ -2,20 +2,49 @@
 
 from __future__ import annotations
 
+import os
 import random
+import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
-from ticketing.db import Database, lock_for_transaction, utcnow
+from ticketing.db import Database, lock_for_transaction, on_before_commit, utcnow
 from ticketing.jobs.models import Job, JobStatus
 
 ERROR_MAX_CHARS = 4000
 ENQUEUED_FLAG = "jobs_enqueued"
+# PostgreSQL: a transaction that enqueued sends one NOTIFY on this channel, delivered at its
+# commit, so idle workers in other processes claim at once instead of at their next poll.
+NOTIFY_CHANNEL = "ticketing_jobs"
+# Set in a Database's session_info (JOB_NOTIFY=false) to send no NOTIFY.
+NOTIFY_OFF = "jobs_notify_off"
+
+
+def notify_sender() -> str:
+    """The payload of this process's notifications: its listener skips them (the after-commit
+    hook has already woken this process's workers)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _notify_workers(session: Session) -> None:
+    # Once per committing transaction that enqueued; the flag itself is read after the commit.
+    if not session.info.get(ENQUEUED_FLAG) or session.info.get(NOTIFY_OFF):
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    session.execute(
+        text("SELECT pg_notify(:channel, :sender)"),
+        {"channel": NOTIFY_CHANNEL, "sender": notify_sender()},
+    )
+
+
+on_before_commit(_notify_workers)
 
 
 @dataclass(frozen=True)
@@ -162,38 +191,44 @@ async def claim_jobs(
     if limit <= 0:
         return []
     now = utcnow()
-    async with db.transaction() as session:
-        if sweep_expired:
-            await _fail_exhausted_leases(session, now)
-        pick = select(Job.id).where(_claimable(now)).order_by(Job.run_after).limit(limit)
-        if kinds:
-            pick = pick.where(Job.kind.in_(kinds))
-        if keys is not None:
-            pick = pick.where(Job.key.in_(keys))
-        # SKIP LOCKED lets many PostgreSQL workers claim side by side without waiting on each
-        # other; SQLite serialises writers anyway (BEGIN IMMEDIATE) and ignores the clause.
-        pick = pick.with_for_update(skip_locked=True)
-        # Pick and lease in one statement. A materialised CTE, not `id IN (subquery)`: with the
-        # latter PostgreSQL may re-run the LIMIT ... SKIP LOCKED subquery and lease more rows
-        # than asked for.
-        picked = pick.cte("picked").prefix_with("MATERIALIZED")
-        token = f"{worker_id}:{random.getrandbits(64):016x}"
-        rows = await session.execute(
-            update(Job)
-            .where(Job.id == picked.c.id, _claimable(now))
-            .values(
-                status=JobStatus.running,
-                attempts=Job.attempts + 1,
-                locked_by=token,
-                locked_until=now + timedelta(seconds=lease_seconds),
-                updated_at=now,
-            )
-            .returning(Job.id, Job.kind, Job.payload, Job.attempts, Job.max_attempts)
-            .execution_options(synchronize_session=False)
+    pick = select(Job.id).where(_claimable(now)).order_by(Job.run_after).limit(limit)
+    if kinds:
+        pick = pick.where(Job.kind.in_(kinds))
+    if keys is not None:
+        pick = pick.where(Job.key.in_(keys))
+    # SKIP LOCKED lets many PostgreSQL workers claim side by side without waiting on each
+    # other; SQLite serialises writers anyway (BEGIN IMMEDIATE) and ignores the clause.
+    pick = pick.with_for_update(skip_locked=True)
+    # Pick and lease in one statement. A materialised CTE, not `id IN (subquery)`: with the
+    # latter PostgreSQL may re-run the LIMIT ... SKIP LOCKED subquery and lease more rows
+    # than asked for.
+    picked = pick.cte("picked").prefix_with("MATERIALIZED")
+    token = f"{worker_id}:{random.getrandbits(64):016x}"
+    lease = (
+        update(Job)
+        .where(Job.id == picked.c.id, _claimable(now))
+        .values(
+            status=JobStatus.running,
+            attempts=Job.attempts + 1,
+            locked_by=token,
+            locked_until=now + timedelta(seconds=lease_seconds),
+            updated_at=now,
         )
-        return [
-            ClaimedJob(r.id, r.kind, r.payload, r.attempts, r.max_attempts, token) for r in rows
-        ]
+        .returning(Job.id, Job.kind, Job.payload, Job.attempts, Job.max_attempts)
+    )
+    if db.dialect == "postgresql" and not sweep_expired:
+        # The one statement is atomic on its own: run it outside BEGIN ... COMMIT, one round
+        # trip instead of three (a worker claims after every job it finishes, and on every
+        # notification).
+        async with db.engine.connect() as conn:
+            auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            rows = (await auto.execute(lease)).all()
+    else:
+        async with db.transaction() as session:
+            if sweep_expired:
+                await _fail_exhausted_leases(session, now)
+            rows = (await session.execute(lease.execution_options(synchronize_session=False))).all()
+    return [ClaimedJob(r.id, r.kind, r.payload, r.attempts, r.max_attempts, token) for r in rows]
 
 
 async def _fail_exhausted_leases(session: AsyncSession, now: datetime) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from ticketing.db import Database, on_after_commit
 from ticketing.jobs import queue
+from ticketing.jobs.listener import JobListener
 from ticketing.jobs.models import JobStatus
 from ticketing.jobs.queue import ClaimedJob, JobKind
 
@@ -81,6 +82,7 @@ class Worker:
         job_timeout_seconds: float = 600.0,
         shutdown_grace_seconds: float = 10.0,
         name: str | None = None,
+        listen: bool = True,
     ) -> None:
         self.db = db
         self.handlers: dict[str, tuple[JobKind, JobHandler]] = {
@@ -97,6 +99,10 @@ class Worker:
         self._inflight: dict[asyncio.Task[None], ClaimedJob] = {}
         self._next_sweep = 0.0
         self._next_schedule_check = 0.0
+        # On PostgreSQL, other processes' enqueues wake this worker at once (LISTEN/NOTIFY).
+        self.listener = (
+            JobListener(db.engine, self.wake) if listen and db.dialect == "postgresql" else None
+        )
         _local_workers.add(self)
 
     def _sweep_due(self) -> bool:
@@ -129,6 +135,7 @@ class Worker:
         """Run until stop(); then in-flight jobs finish, or are released after the grace period."""
         log.info("worker started", extra={"worker": self.id, "concurrency": self.concurrency})
         heartbeat = asyncio.create_task(self._heartbeat())
+        listening = asyncio.create_task(self.listener.run()) if self.listener else None
         try:
             while not self._stopping.is_set():
                 self._wakeup.clear()
@@ -158,9 +165,11 @@ class Worker:
                     await asyncio.wait_for(self._wakeup.wait(), self.poll_seconds)
         finally:
             await self._shutdown()
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            for background in (heartbeat, listening):
+                if background is not None:
+                    background.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await background
             log.info("worker stopped", extra={"worker": self.id})
 
     def _on_task_done(self, task: asyncio.Task[None]) -> None:
