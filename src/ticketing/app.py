@@ -38,6 +38,7 @@ from ticketing.middleware import (
 from ticketing.ratelimit import DistinctKeysWindow
 from ticketing.responses import EVERY_OPERATION
 from ticketing.runtime import Runtime, build_runtime, freeze_startup_heap
+from ticketing.sla.routes import router as sla_router
 from ticketing.tickets.routes import admin_router as tickets_admin_router
 from ticketing.tickets.routes import router as tickets_router
 from ticketing.users import service as users_service
@@ -116,6 +117,7 @@ def create_app(
     app.include_router(mail_router)
     app.include_router(attachments_router)
     app.include_router(jobs_router)
+    app.include_router(sla_router)
     app.include_router(web_router)
     app.mount("/static", static_files(), name="static")
     _install_error_handlers(app)

@@ -71,6 +71,40 @@ def enqueue(
     return job
 
 
+async def replace_queued(
+    session: AsyncSession,
+    kind: JobKind,
+    entries: Sequence[tuple[str, dict[str, Any], datetime | None]],
+) -> None:
+    """Queue one job per `(key, payload, run_at)` (None: now), replacing any job with that key
+    that is still queued: a timer that moved is re-planned, not doubled. A job with the key
+    that is running now is left alone (it finishes what it started)."""
+    await cancel_queued(session, [key for key, _, _ in entries])
+    now = utcnow()
+    for key, payload, run_at in entries:
+        session.add(
+            Job(
+                kind=kind.name,
+                payload=payload,
+                key=key,
+                max_attempts=kind.max_attempts,
+                run_after=run_at or now,
+            )
+        )
+    if entries:
+        session.info[ENQUEUED_FLAG] = True
+
+
+async def cancel_queued(session: AsyncSession, keys: Sequence[str], batch: int = 500) -> None:
+    """Delete the queued (not yet running) jobs with these keys."""
+    for i in range(0, len(keys), batch):
+        await session.execute(
+            delete(Job)
+            .where(Job.key.in_(keys[i : i + batch]), Job.status == JobStatus.queued)
+            .execution_options(synchronize_session=False)
+        )
+
+
 def enqueue_next_run(session: AsyncSession, kind: JobKind) -> None:
     """Queue a recurring kind's next run, `every_seconds` from now (the caller's transaction)."""
     assert kind.every_seconds is not None

@@ -15,6 +15,7 @@ from ticketing.vocabulary import (
     VISIBLE,
     AnalysisStatus,
     Priority,
+    SlaStatus,
     Source,
     StrictModel,
     TicketStatus,
@@ -71,6 +72,10 @@ class TicketOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     resolved_at: datetime | None
+    first_response_due_at: datetime | None = None
+    first_responded_at: datetime | None = None
+    resolution_due_at: datetime | None = None
+    sla_status: SlaStatus | None = None
     # What the viewer may do now (see tickets.policy): clients show these, never copy the rules.
     allowed_status: list[TicketStatus] = Field(default_factory=list)
     allowed_fields: list[str] = Field(default_factory=list)
