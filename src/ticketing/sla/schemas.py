@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from ticketing.calendar import Period, TimeZoneName
 from ticketing.vocabulary import Priority, StrictModel
@@ -27,6 +28,17 @@ class BusinessHours(StrictModel):
     days: list[Period] = Field(min_length=1, max_length=50)
 
 
+def _iso_date_text(value: object) -> object:
+    # Dates as the contract writes them, "2026-12-25": not numbers (timestamps) or datetimes.
+    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
+        raise ValueError("must be a date written YYYY-MM-DD")
+    return value
+
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+Holiday = Annotated[date, BeforeValidator(_iso_date_text)]
+
+
 def _sorted_unique(days: list[date]) -> list[date]:
     return sorted(set(days))
 
@@ -38,7 +50,7 @@ class SlaPolicy(StrictModel):
     policies: dict[Priority, Target]
     business_hours: BusinessHours | None = None
     holidays: Annotated[
-        list[Annotated[date, Field(strict=True)]],
+        list[Holiday],
         Field(max_length=1000),
         AfterValidator(_sorted_unique),
     ] = Field(default_factory=list)
