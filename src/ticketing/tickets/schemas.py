@@ -76,6 +76,7 @@ class TicketOut(BaseModel):
     first_responded_at: datetime | None = None
     resolution_due_at: datetime | None = None
     sla_status: SlaStatus | None = None
+    sla_next_due_at: datetime | None = None  # the nearest pending due time (order=due)
     # What the viewer may do now (see tickets.policy): clients show these, never copy the rules.
     allowed_status: list[TicketStatus] = Field(default_factory=list)
     allowed_fields: list[str] = Field(default_factory=list)

@@ -9,6 +9,7 @@ import { renderNewTicket, clearDraft } from './views/new-ticket.js';
 import { renderPeople } from './views/people.js';
 import { renderJobs } from './views/jobs.js';
 import { renderInbound } from './views/inbound.js';
+import { renderSla } from './views/sla.js';
 
 const APP_NAME = document.querySelector('meta[name="application-name"]').content;
 const main = document.getElementById('main');
@@ -34,7 +35,7 @@ function parseHash() {
 function navItems(me) {
   if (me.role === 'admin') {
     return [['#/tickets', 'All tickets'], ['#/queue', 'My queue'], ['#/people', 'People'],
-      ['#/jobs', 'Jobs'], ['#/inbound', 'Inbound mail'], ['#/new', 'New ticket']];
+      ['#/jobs', 'Jobs'], ['#/inbound', 'Inbound mail'], ['#/sla', 'SLA'], ['#/new', 'New ticket']];
   }
   if (me.role === 'moderator') {
     return [['#/queue', 'My queue'], ['#/tickets', 'Filed by me'], ['#/new', 'New ticket']];
@@ -127,6 +128,8 @@ async function route({ focus = true } = {}) {
       await renderJobs(main, ctx, params);
     } else if (path === '/inbound' && state.me.role === 'admin') {
       await renderInbound(main, ctx, params);
+    } else if (path === '/sla' && state.me.role === 'admin') {
+      await renderSla(main, ctx);
     } else {
       ctx.setTitle('Not found');
       main.append(h('section', { class: 'page' },
