@@ -142,6 +142,11 @@ RULES: dict[tuple[str, str], Rule] = {
     ("PATCH", "/admin/users/{user_id}"): Rule(admins(200), body={"name": "Bob B."}),
     ("GET", "/admin/jobs"): Rule(admins(200)),
     ("GET", "/admin/inbound-emails"): Rule(admins(200)),
+    ("GET", "/admin/sla"): Rule(admins(200)),
+    ("PUT", "/admin/sla"): Rule(
+        admins(200),
+        body={"policies": {"urgent": {"first_response_minutes": 60, "resolution_minutes": 240}}},
+    ),
     ("GET", "/admin/jobs/{job_id}"): Rule(admins(200)),
     ("POST", "/admin/jobs/retry-failed"): Rule(admins(202)),
     # The job under test is the ticket's triage job, done: only an admin gets as far as the

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ticketing.db import Database, lock_for_transaction, utcnow
+from ticketing.db import Database, lock_for_transaction, new_id, utcnow
 from ticketing.jobs.models import Job, JobStatus
 
 ERROR_MAX_CHARS = 4000
@@ -80,19 +80,30 @@ async def replace_queued(
     that is still queued: a timer that moved is re-planned, not doubled. A job with the key
     that is running now is left alone (it finishes what it started)."""
     await cancel_queued(session, [key for key, _, _ in entries])
+    if not entries:
+        return
     now = utcnow()
-    for key, payload, run_at in entries:
-        session.add(
-            Job(
-                kind=kind.name,
-                payload=payload,
-                key=key,
-                max_attempts=kind.max_attempts,
-                run_after=run_at or now,
-            )
-        )
-    if entries:
-        session.info[ENQUEUED_FLAG] = True
+    # One multi-row INSERT rather than an ORM object per job: a policy change re-plans the
+    # timers of every open ticket.
+    await session.execute(
+        insert(Job),
+        [
+            {
+                "id": new_id(),
+                "kind": kind.name,
+                "payload": payload,
+                "key": key,
+                "status": JobStatus.queued,
+                "attempts": 0,
+                "max_attempts": kind.max_attempts,
+                "run_after": run_at or now,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for key, payload, run_at in entries
+        ],
+    )
+    session.info[ENQUEUED_FLAG] = True
 
 
 async def cancel_queued(session: AsyncSession, keys: Sequence[str], batch: int = 500) -> None:
