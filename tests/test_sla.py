@@ -485,3 +485,24 @@ async def test_filter_by_sla_status_and_most_urgent_first(client, runtime, actor
     assert (
         await client.get("/tickets", params={"order": "due", "cursor": "bm9wZQ"}, headers=admin)
     ).status_code == 422
+
+
+async def test_the_resolution_target_warns_once_of_its_own(client, runtime, smtp, actors, clock):
+    ticket = await file_urgent(client, runtime, actors)
+    tid = ticket["id"]
+    await client.post(f"/tickets/{tid}/comments", json={"body": "On it"}, headers=actors["mod_py"])
+    await drain(runtime)
+    smtp.clear()
+    clock.advance(minutes=193)  # past 80 % of the 240-minute resolution target
+    await drain(runtime)
+    [warning] = smtp.messages
+    assert warning.recipients == ["mod.py@example.com"]
+    assert "SLA resolution due soon" in warning.subject
+    assert sla_events(await events(client, actors, tid)) == [("sla_warning", "resolution")]
+    assert (await get(client, actors, tid))["sla_status"] == "at_risk"
+    # Resolved in time after all: met, and no breach follows.
+    r = await client.patch(f"/tickets/{tid}", json={"status": "resolved"}, headers=actors["mod_py"])
+    assert r.json()["sla_status"] == "met"
+    clock.advance(hours=5)
+    await drain(runtime)
+    assert sla_events(await events(client, actors, tid)) == [("sla_warning", "resolution")]
