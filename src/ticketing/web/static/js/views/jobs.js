@@ -10,7 +10,9 @@ const ERROR_PREVIEW_CHARS = 240;
 export const JOB_STATUS = { failed: 'Failed', queued: 'Queued', running: 'Running', done: 'Done' };
 const FILTER_OPTIONS = [...Object.entries(JOB_STATUS), ['any', 'Any status']];
 // Display names of the kinds this product has; any other kind is shown as it is.
-const KIND = { send_email: 'Email', triage_ticket: 'Ticket analysis' };
+const KIND = {
+  send_email: 'Email', triage_ticket: 'Ticket analysis', sla_timer: 'SLA timer', sla_recompute: 'SLA recompute',
+};
 const WHEN = { failed: 'Failed', queued: 'Due', running: 'Started', done: 'Done' };
 
 function kindLabel(job) {
