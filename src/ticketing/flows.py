@@ -90,8 +90,9 @@ async def triage_ticket(
         ticket = await tickets_service.find(session, ticket_id, for_update=True)
         if ticket is None:
             raise PermanentJobError(f"ticket {ticket_id} no longer exists")
+        previous_priority = ticket.priority
         tickets_service.record_analysis(session, ticket, _analysis_record(outcome))
-        await tickets_service.refresh_sla(session, ticket)
+        await tickets_service.refresh_sla(session, ticket, previous_priority)
         if before_commit is not None:
             await before_commit(session)
         # Routing takes a lock every triage in every worker waits for, held until the commit:

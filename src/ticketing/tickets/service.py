@@ -326,10 +326,15 @@ def leave_unassigned(session: AsyncSession, ticket: Ticket, reason: str) -> None
     repo.add_event(session, ticket.id, EventKind.unassigned, internal=True, data={"reason": reason})
 
 
-async def refresh_sla(session: AsyncSession, ticket: Ticket) -> None:
-    """Compute the ticket's SLA due times and status now (after its priority was set), and
-    plan its timer."""
-    await deadlines.refresh(session, ticket, utcnow())
+async def refresh_sla(
+    session: AsyncSession, ticket: Ticket, previous_priority: Priority | None
+) -> None:
+    """Compute the ticket's SLA due times and status now (after an analysis set its priority),
+    and plan its timer; a changed priority counts from the start, as a staff change does."""
+    if previous_priority is not None and previous_priority != ticket.priority:
+        await deadlines.priority_changed(session, ticket, utcnow())
+    else:
+        await deadlines.refresh(session, ticket, utcnow())
 
 
 async def recompute_sla_batch(session: AsyncSession, after: str) -> str | None:
