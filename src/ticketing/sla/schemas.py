@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, Field
@@ -30,6 +30,9 @@ class BusinessHours(StrictModel):
 
 def _iso_date_text(value: object) -> object:
     # Dates as the contract writes them, "2026-12-25": not numbers (timestamps) or datetimes.
+    # (Code may pass a date; JSON cannot.)
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
     if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
         raise ValueError("must be a date written YYYY-MM-DD")
     return value
