@@ -43,13 +43,15 @@ worker: $(VENV)/.stamp-runtime
 migrate: $(VENV)/.stamp-runtime
 	$(BIN)/ticketing db upgrade
 
-## Benchmarks (not part of `make test`): API vs a minimal baseline, the triage pipeline,
-## the support mailbox read into tickets (needs dovecot-imapd), and the SLA timers.
+## Benchmarks (not part of `make test`): API vs a minimal baseline, the triage pipeline, the
+## support mailbox read into tickets (needs dovecot-imapd), the summary report, and the SLA timers.
 bench: $(VENV)/.stamp-dev
 	$(PY) -m bench.api $(BENCH_API_ARGS)
 	$(PY) -m bench.pipeline $(BENCH_PIPELINE_ARGS)
 	$(PY) -m bench.mail $(BENCH_MAIL_ARGS)
 	$(PY) -m bench.sla $(BENCH_SLA_ARGS)
+	$(PY) -m bench.reports $(BENCH_REPORTS_ARGS)
+	$(PY) -m bench.routing $(BENCH_ROUTING_ARGS)
 
 ## Longer schemathesis run: FUZZ_EXAMPLES cases per operation (default 100) plus the coverage phase.
 fuzz: $(VENV)/.stamp-dev

@@ -17,9 +17,9 @@ free port of 127.0.0.1):
 Targets: >= 50 messages/s with the empty done folder; the rate with 10,000 handled messages at
 least 0.8 x the rate with none.
 
-Until the email channel's ticket side is merged, `handle_message` is a placeholder that only
-writes the inbound-log row: the figures are then the mailbox side's alone (IMAP, parsing, one
-transaction per message). Once merged, the same run measures mail becoming tickets.
+Each message goes through the email channel's `handle_message` (ticket, event, triage job,
+acknowledgement job and inbound-log row in one transaction); the worker runs those jobs too
+while it reads, so its CPU per message includes them.
 
     .venv/bin/python -m bench.mail [--messages 1000] [--handled 10000] [--engine sqlite] [--quick]
 

@@ -42,6 +42,15 @@ async def test_sign_in_with_emailed_code(client, runtime, smtp):
     assert {"sub", "exp", "iat", "jti"} <= set(claims)
 
 
+async def test_the_sign_in_email_is_marked_automatic(client, runtime, smtp):
+    """Automatic mail carries Auto-Submitted (RFC 3834), so an out-of-office reply to a
+    sign-in code never comes back to us as a new ticket."""
+    await client.post("/auth/request-otp", json={"email": "away@example.com"})
+    await drain(runtime)
+    [mail] = smtp.to("away@example.com")
+    assert mail.message["Auto-Submitted"] == "auto-generated"
+
+
 async def test_code_is_single_use_and_stored_hashed(client, runtime, smtp):
     await client.post("/auth/request-otp", json={"email": "a@example.com"})
     await drain(runtime)

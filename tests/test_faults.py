@@ -377,7 +377,10 @@ async def test_two_apis_three_workers_two_thousand_tickets(pg_settings, runtime,
         async def file_all(i: int) -> list[int]:
             headers = {"Authorization": f"Bearer {tokens[i]}"}
             codes = []
-            async with httpx.AsyncClient(base_url=urls[i % 2], timeout=60) as c:
+            # The client forgets an idle connection (2 s) before uvicorn closes it (5 s): on a
+            # busy machine a request sent as the server hangs up would fail with ReadError.
+            limits = httpx.Limits(keepalive_expiry=2)
+            async with httpx.AsyncClient(base_url=urls[i % 2], timeout=60, limits=limits) as c:
                 for j in range(per_user):
                     r = await c.post(
                         "/tickets/create",

@@ -93,6 +93,12 @@ _ALSO_ACCEPTABLE = [
     ("/tickets/{ticket_id}/attachments", ["422"], "a generated comment_id is not one of yours"),
     ("/admin/jobs", ["422"], "a generated cursor does not decode"),
     ("/admin/inbound-emails", ["422"], "a generated cursor does not decode"),
+    ("/admin/reports/summary", ["422"], "a generated from/to is not a date, or from is after to"),
+    # A time zone must be a real IANA name, and a period's start must differ from its end (and
+    # not be 24:00): rules a JSON Schema pattern cannot say.
+    ("/auth/me", ["422"], "not an IANA time zone; a period that is empty"),
+    ("/admin/users/{user_id}", ["422"], "not an IANA time zone; a period that is empty"),
+    ("/admin/triage/quality", ["422"], "a generated `from` after `to`"),
 ]
 _POSITIVE_DEFAULT = ["2xx", "3xx", "401", "403", "404", "409", "429"]
 _config = schemathesis.Config.from_dict(

@@ -110,6 +110,7 @@ RULES: dict[tuple[str, str], Rule] = {
     },
     # Any signed-in person.
     ("GET", "/auth/me"): Rule(signed_in(200)),
+    ("PATCH", "/auth/me"): Rule(signed_in(200), body={"timezone": "Europe/Berlin"}),
     ("POST", "/auth/logout"): Rule(signed_in(204), fresh_token=True),
     ("POST", "/tickets/create"): Rule(signed_in(201), body=TICKET),
     ("POST", "/tickets"): Rule(signed_in(201), body=TICKET),
@@ -147,6 +148,7 @@ RULES: dict[tuple[str, str], Rule] = {
         admins(200),
         body={"policies": {"urgent": {"first_response_minutes": 60, "resolution_minutes": 240}}},
     ),
+    ("GET", "/admin/reports/summary"): Rule(admins(200)),
     ("GET", "/admin/jobs/{job_id}"): Rule(admins(200)),
     ("POST", "/admin/jobs/retry-failed"): Rule(admins(202)),
     # The job under test is the ticket's triage job, done: only an admin gets as far as the

@@ -36,11 +36,13 @@ from ticketing.middleware import (
     SecurityHeadersMiddleware,
 )
 from ticketing.ratelimit import DistinctKeysWindow
+from ticketing.reports.routes import router as reports_router
 from ticketing.responses import EVERY_OPERATION
 from ticketing.runtime import Runtime, build_runtime, freeze_startup_heap
 from ticketing.sla.routes import router as sla_router
 from ticketing.tickets.routes import admin_router as tickets_admin_router
 from ticketing.tickets.routes import router as tickets_router
+from ticketing.triage.routes import router as triage_router
 from ticketing.users import service as users_service
 from ticketing.users.routes import router as users_router
 from ticketing.web.routes import router as web_router
@@ -118,6 +120,8 @@ def create_app(
     app.include_router(attachments_router)
     app.include_router(jobs_router)
     app.include_router(sla_router)
+    app.include_router(reports_router)
+    app.include_router(triage_router)
     app.include_router(web_router)
     app.mount("/static", static_files(), name="static")
     _install_error_handlers(app)

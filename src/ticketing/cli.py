@@ -23,6 +23,7 @@ from ticketing.logging_setup import configure_logging
 from ticketing.mail import commands as mail_commands
 from ticketing.tickets import commands as ticket_commands
 from ticketing.triage import commands as triage_commands
+from ticketing.triage.learned.commands import model_app
 from ticketing.vocabulary import Role
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="AI helpdesk backend.")
@@ -30,8 +31,10 @@ db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 users_app = typer.Typer(no_args_is_help=True, help="People, roles and skills.")
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
+app.add_typer(model_app, name="model")
 ticket_commands.register(app)
 triage_commands.register(app)
+triage_commands.register_model(model_app)
 job_commands.register(app)
 mail_commands.register(app)
 

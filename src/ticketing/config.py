@@ -69,6 +69,13 @@ class Settings(BaseSettings):
     openai_model: str | None = None
     ai_timeout_seconds: float = Field(20.0, gt=0, le=600)
     ai_max_retries: int = Field(2, ge=0, le=10)
+    # Triage that learns: retraining from corrections, review flag, examples in AI prompts.
+    triage_retrain_hours: float = Field(24.0, gt=0, le=24 * 365)
+    triage_min_new_labels: int = Field(30, ge=1)
+    triage_examples: int = Field(3, ge=0, le=20)
+    triage_review_threshold: float = Field(0.5, ge=0, le=1)
+    # Labelled CSV added (weighted 0.3) to the organisation's labels when retraining; empty: none.
+    triage_base_csv: str = ""
 
     email_backend: Literal["auto", "smtp", "console"] = "auto"
     smtp_host: str | None = None
@@ -109,6 +116,8 @@ class Settings(BaseSettings):
     attachment_max_bytes: int = Field(10 * 1024 * 1024, ge=1)
     max_attachments_per_ticket: int = Field(200, ge=1)
     job_retention_days: int = Field(14, ge=1)
+    # How often tickets nobody could take ("waiting: ...") are offered to the staff again.
+    routing_retry_seconds: float = Field(60.0, ge=1, le=3600)
     cors_origins: str = ""
     log_level: str = "INFO"
 

@@ -7,6 +7,10 @@ class ConfigurationError(Exception):
     """The service cannot start with the given settings. The message says how to fix it."""
 
 
+class ModelLoadError(Exception):
+    """A stored triage model cannot be used (missing, tampered, malformed, unknown version)."""
+
+
 class AppError(Exception):
     status_code = 400
     default_detail = "Bad request"

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,6 +38,7 @@ from ticketing.mail import service as mail_service
 from ticketing.mail.reader import MailboxReader
 from ticketing.notifications.service import SEND_EMAIL
 from ticketing.notifications.tasks import make_send_email_handler
+from ticketing.routing import offers
 from ticketing.routing import service as routing
 from ticketing.runtime import Runtime
 from ticketing.sla.service import RECOMPUTE_KEY, SLA_RECOMPUTE
@@ -45,6 +46,11 @@ from ticketing.tickets import service as tickets_service
 from ticketing.tickets.deadlines import SLA_TIMER
 from ticketing.tickets.models import Ticket
 from ticketing.tickets.service import TRIAGE_TICKET, AnalysisRecord
+from ticketing.triage import learning
+from ticketing.triage import repository as triage_repo
+from ticketing.triage.base import PromptExample
+from ticketing.triage.confidence import confidence_for, needs_review
+from ticketing.triage.registry import LoadedModel
 from ticketing.triage.service import TriageOutcome, analyze_with_fallback
 from ticketing.users import service as users_service
 from ticketing.vocabulary import AnalysisStatus, TicketStatus
@@ -75,23 +81,30 @@ async def triage_ticket(
     timeline, assignment, email job, and `before_commit`, which marks the job done) is then
     written in one transaction, so a crash at any point leaves either nothing or all of it.
     """
+    loaded = await runtime.models.current()  # checks for a newly activated version now and then
     async with runtime.db.transaction() as session:
         ticket = await tickets_service.find(session, ticket_id)
         if ticket is None:
             raise PermanentJobError(f"ticket {ticket_id} no longer exists")
         title, description = ticket.title, ticket.description
         known_skills = await users_service.known_skills(session)
+        examples = await _prompt_examples(session, runtime, loaded, title, description)
 
     outcome = await analyze_with_fallback(
-        runtime.provider, runtime.fallback, title, description, known_skills
+        runtime.provider, runtime.fallback, title, description, known_skills, examples=examples
     )
+    model = loaded.model if loaded is not None else None
+    confidence = confidence_for(model, title, description, outcome.analysis)
+    review = needs_review(confidence, runtime.settings.triage_review_threshold)
 
     async with runtime.db.transaction() as session:
         ticket = await tickets_service.find(session, ticket_id, for_update=True)
         if ticket is None:
             raise PermanentJobError(f"ticket {ticket_id} no longer exists")
         previous_priority = ticket.priority
-        tickets_service.record_analysis(session, ticket, _analysis_record(outcome))
+        tickets_service.record_analysis(
+            session, ticket, _analysis_record(outcome, confidence, review)
+        )
         await tickets_service.refresh_sla(session, ticket, previous_priority)
         if before_commit is not None:
             await before_commit(session)
@@ -103,7 +116,28 @@ async def triage_ticket(
         return TriageResult(ticket.id, ticket.analysis_status, ticket.assigned_to, rerouted)
 
 
-def _analysis_record(outcome: TriageOutcome) -> AnalysisRecord:
+async def _prompt_examples(
+    session: AsyncSession,
+    runtime: Runtime,
+    loaded: LoadedModel | None,
+    title: str,
+    description: str,
+) -> list[PromptExample]:
+    """Corrected tickets like this one, for providers that put examples in their prompt."""
+    k = runtime.settings.triage_examples
+    if loaded is None or k <= 0 or not getattr(runtime.provider, "takes_examples", False):
+        return []
+    try:
+        return await runtime.examples.similar(session, loaded, title, description, k)
+    except Exception:
+        # Examples help; they are never worth failing a triage over.
+        log.exception("finding prompt examples failed; triaging without them")
+        return []
+
+
+def _analysis_record(
+    outcome: TriageOutcome, confidence: dict[str, float] | None, review: bool
+) -> AnalysisRecord:
     a = outcome.analysis
     return AnalysisRecord(
         status=AnalysisStatus.ai if outcome.status == "ai" else AnalysisStatus.fallback,
@@ -114,6 +148,8 @@ def _analysis_record(outcome: TriageOutcome) -> AnalysisRecord:
         provider=outcome.provider,
         model=outcome.model,
         error=outcome.error,
+        confidence=confidence,
+        needs_review=review,
     )
 
 
@@ -130,6 +166,7 @@ async def _route_if_needed(
         session, ticket.required_skills, ticket.id, requester_id=ticket.created_by
     )
     if decision.assignee is None:
+        # Nobody can take it now ("waiting: ..."): offer_waiting_tickets tries again.
         if ticket.assigned_to is None:
             tickets_service.leave_unassigned(session, ticket, decision.reason)
         return False
@@ -139,6 +176,60 @@ async def _route_if_needed(
         session, runtime.settings, ticket, decision.assignee, decision.reason, actor_id=None
     )
     return True
+
+
+# Waiting tickets handed out per transaction: the routing lock, which every triage waits for,
+# is held for one batch at a time.
+OFFER_BATCH = 100
+
+
+async def offer_waiting_tickets(
+    runtime: Runtime, *, now: datetime | None = None, batch: int = OFFER_BATCH
+) -> int:
+    """Offer the tickets nobody could take to the staff again, most urgent first, then oldest;
+    returns how many were assigned.
+
+    Each batch reads the staff, their loads and the waiting tickets under the routing lock, so
+    concurrent runs (several workers) and triages never give one ticket twice nor push anyone
+    past their cap. Every assignment goes through the normal path (timeline, email).
+    """
+    assigned = 0
+    after: tuple[int, datetime, str] | None = None
+    while True:
+        async with runtime.db.transaction() as session:
+            if not await tickets_service.has_waiting(session):
+                return assigned  # the usual case: skip the lock
+            pool = await routing.staff_pool(session, now=now)
+            if not pool.can_take_any():
+                return assigned
+            rows = await tickets_service.waiting_for_assignee(session, limit=batch, after=after)
+            for ticket, place in rows:
+                decision = pool.decide(ticket.required_skills, ticket.created_by)
+                after = place
+                if decision.assignee is None:
+                    tickets_service.note_still_waiting(ticket, decision.reason)
+                    continue
+                await tickets_service.assign(
+                    session,
+                    runtime.settings,
+                    ticket,
+                    decision.assignee,
+                    decision.reason,
+                    actor_id=None,
+                )
+                pool.took(decision.assignee)
+                assigned += 1
+        if len(rows) < batch:
+            return assigned
+
+
+def _offer_handler(runtime: Runtime) -> JobHandler:
+    async def run_offer(ctx: JobContext) -> None:
+        count = await offer_waiting_tickets(runtime)
+        if count:
+            log.info("waiting tickets assigned", extra={"assigned": count})
+
+    return run_offer
 
 
 async def _record_email_sent(session: AsyncSession, payload: dict[str, Any]) -> None:
@@ -240,6 +331,52 @@ def _sla_recompute_handler(runtime: Runtime) -> JobHandler:
     return run_sla_recompute
 
 
+async def train_triage_model(
+    runtime: Runtime,
+    activation: learning.Activation = "if_better",
+    *,
+    before_commit: Callable[[AsyncSession], Awaitable[None]] | None = None,
+) -> learning.TrainReport:
+    """Train the local model from the database's labels (plus TRIAGE_BASE_CSV), keep the
+    version, activate it as `activation` says, and use it in this process at once."""
+    base = await asyncio.to_thread(learning.base_examples, runtime.settings)
+    report = await learning.train_from_db(
+        runtime.db, base=base, activation=activation, before_commit=before_commit
+    )
+    await runtime.models.refresh(force=True)
+    return report
+
+
+def _train_handler(runtime: Runtime) -> JobHandler:
+    async def run_train(ctx: JobContext) -> None:
+        activation = ctx.job.payload.get("activation")
+        chosen: learning.Activation = "always" if activation == "always" else "if_better"
+        try:
+            await train_triage_model(runtime, chosen, before_commit=ctx.finish)
+        except learning.NotEnoughLabels as exc:
+            raise PermanentJobError(str(exc)) from exc
+
+    return run_train
+
+
+def _retrain_handler(runtime: Runtime) -> JobHandler:
+    async def run_retrain(ctx: JobContext) -> None:
+        async with triage_repo.reading(runtime.db) as session:
+            due, new = await learning.retrain_due(session, runtime.settings.triage_min_new_labels)
+        if due:
+            try:
+                await train_triage_model(runtime, "if_better", before_commit=ctx.finish)
+                return
+            except learning.NotEnoughLabels as exc:
+                log.info("triage retraining skipped: %s", exc)
+        else:
+            log.info("triage retraining not due", extra={"new_labels": new})
+        async with runtime.db.transaction() as session:
+            await ctx.finish(session)
+
+    return run_retrain
+
+
 def job_handlers(runtime: Runtime) -> JobHandlers:
     """Every kind of background job this product runs, and what runs it."""
     return {
@@ -249,6 +386,12 @@ def job_handlers(runtime: Runtime) -> JobHandlers:
         RETENTION: _retention_handler(runtime),
         SLA_TIMER: _sla_timer_handler(runtime),
         SLA_RECOMPUTE: _sla_recompute_handler(runtime),
+        offers.recurring_offer_kind(runtime.settings.routing_retry_seconds): _offer_handler(
+            runtime
+        ),
+        offers.OFFER_WAITING_NOW: _offer_handler(runtime),
+        learning.TRIAGE_TRAIN: _train_handler(runtime),
+        learning.retrain_kind(runtime.settings): _retrain_handler(runtime),
     }
 
 

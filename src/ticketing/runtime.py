@@ -10,8 +10,10 @@ from ticketing.config import Settings
 from ticketing.db import Database
 from ticketing.notifications.senders import EmailSender, build_sender
 from ticketing.triage.base import TriageProvider
+from ticketing.triage.examples import ExampleIndex
 from ticketing.triage.factory import build_provider
 from ticketing.triage.local import LocalAnalyzer
+from ticketing.triage.registry import ModelRegistry
 
 
 @dataclass
@@ -22,6 +24,25 @@ class Runtime:
     # Built once per process: SDK clients are costly to create and hold connection pools.
     provider: TriageProvider
     fallback: TriageProvider = field(default_factory=LocalAnalyzer)
+    # The local model in use (the active version in the database, checked every 30 s) and the
+    # corrected tickets the AI prompts draw their examples from.
+    registry: ModelRegistry | None = None
+    examples: ExampleIndex = field(default_factory=ExampleIndex)
+
+    def __post_init__(self) -> None:
+        if self.registry is None:
+            self.registry = ModelRegistry(self.db)
+        # The local provider (configured, or the fallback) uses the model the registry holds:
+        # the active version in the database, else the shipped one.
+        if isinstance(self.provider, LocalAnalyzer):
+            self.provider = LocalAnalyzer(self.registry.model_source)
+        if isinstance(self.fallback, LocalAnalyzer):
+            self.fallback = LocalAnalyzer(self.registry.model_source)
+
+    @property
+    def models(self) -> ModelRegistry:
+        assert self.registry is not None  # set by __post_init__
+        return self.registry
 
     async def close(self) -> None:
         try:

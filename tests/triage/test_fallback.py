@@ -69,7 +69,8 @@ async def run(provider: Any, **kwargs: Any) -> TriageOutcome:
 def assert_fell_back(outcome: TriageOutcome) -> str:
     assert outcome.status == "fallback"
     assert outcome.provider == "local"
-    assert outcome.model == "local-rules-v1"
+    assert outcome.model == LocalAnalyzer().model
+    assert outcome.model is not None and outcome.model.startswith("local-learned-")
     assert isinstance(outcome.analysis, Analysis)
     assert outcome.error is not None
     assert API_KEY not in outcome.error
@@ -132,7 +133,9 @@ async def test_extra_fields_do_not_leak_into_the_outcome(
         "priority",
         "ticket_type",
         "helpful_notes",
+        "confidence",
     }
+    assert outcome.analysis.confidence is None  # only our own model gives one
 
 
 async def test_openai_failure_falls_back() -> None:
@@ -212,7 +215,7 @@ async def test_configured_local_provider_is_the_intended_result() -> None:
     outcome = await run(build_provider(make_settings(), "local"))
     assert outcome.status == "ai"
     assert outcome.provider == "local"
-    assert outcome.model == "local-rules-v1"
+    assert outcome.model is not None and outcome.model.startswith("local-learned-")
     assert outcome.error is None
     assert outcome.analysis.ticket_type in set(TicketType)
 
@@ -225,7 +228,8 @@ def test_factory_builds_each_provider_by_name() -> None:
     assert isinstance(build_provider(settings, "gemini"), GeminiProvider)
     assert isinstance(build_provider(settings, "openai"), OpenAIProvider)
     local = build_provider(settings, "local")
-    assert (local.name, local.model) == ("local", "local-rules-v1")
+    assert local.name == "local"
+    assert local.model is not None and local.model.startswith("local-learned-")
 
 
 @pytest.mark.parametrize("name", ["gemini", "openai", "local"])

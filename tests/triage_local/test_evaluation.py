@@ -189,7 +189,7 @@ async def test_evaluate_reports_only_labelled_fields() -> None:
     rows = [LabelledRow("Crash on start", "Traceback", ticket_type="bug")]
     data = (await evaluate(LocalAnalyzer(), rows, ["python"])).to_dict()
     assert "ticket_type" in data and "priority" not in data and "required_skills" not in data
-    assert data["provider"] == "local" and data["model"] == "local-rules-v1"
+    assert data["provider"] == "local" and data["model"] == LocalAnalyzer().model
 
 
 # --- the commands -------------------------------------------------------------------------------
@@ -267,7 +267,11 @@ def test_triage_command_prints_one_analysis(cli: typer.Typer) -> None:
     )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert (data["provider"], data["model"], data["error"]) == ("local", "local-rules-v1", None)
+    assert (data["provider"], data["model"], data["error"]) == (
+        "local",
+        LocalAnalyzer().model,
+        None,
+    )
     assert data["status"] == "ai"  # local is the provider asked for, not a fallback
     assert data["required_skills"] == ["postgresql"]
     assert data["ticket_type"] == "bug" and data["priority"] == "urgent"

@@ -12,15 +12,24 @@ from ticketing.vocabulary import Priority, TicketType
 KNOWN = ["python", "postgresql", "javascript", "css", "authentication", "billing", "networking"]
 
 
-def analyze(title: str, description: str = "", known: list[str] | None = None) -> Analysis:
-    return LocalAnalyzer().analyze_sync(title, description, KNOWN if known is None else known)
+def analyze(
+    title: str, description: str = "", known: list[str] | None = None, *, rules: bool = False
+) -> Analysis:
+    """The shipped analyzer (learned model + rules), or with rules=True the rules alone."""
+    analyzer = LocalAnalyzer(use_model=not rules)
+    return analyzer.analyze_sync(title, description, KNOWN if known is None else known)
 
 
 async def test_async_analyze_matches_the_sync_path() -> None:
     analyzer = LocalAnalyzer()
     title, body = "Python worker crashes", "Traceback from postgres: connection reset"
     assert await analyzer.analyze(title, body, KNOWN) == analyzer.analyze_sync(title, body, KNOWN)
-    assert (analyzer.name, analyzer.model) == ("local", "local-rules-v1")
+    assert analyzer.name == "local"
+    assert analyzer.model is not None and analyzer.model.startswith("local-learned-")
+    assert analyzer.model_error is None
+    rules = LocalAnalyzer(use_model=False)
+    assert (rules.model, rules.model_error) == ("local-rules-v1", None)
+    assert rules.analyze_sync(title, body, KNOWN).confidence is None
 
 
 # --- skills -------------------------------------------------------------------------------------
@@ -116,8 +125,44 @@ def test_title_matches_come_first_and_the_list_is_capped() -> None:
         (".", ".", TicketType.other),
     ],
 )
-def test_ticket_type(title: str, description: str, expected: TicketType) -> None:
-    assert analyze(title, description).ticket_type is expected
+def test_ticket_type_by_the_rules(title: str, description: str, expected: TicketType) -> None:
+    # The rules decide every type when the model is unavailable.
+    assert analyze(title, description, rules=True).ticket_type is expected
+
+
+@pytest.mark.parametrize(
+    ("title", "description", "expected"),
+    [
+        (
+            "App crashes when exporting to PDF",
+            "Steps to reproduce: open a report, click Export. Expected behavior: a PDF. "
+            "Actual behavior: the app closes.\nTraceback (most recent call last):\n"
+            '  File "export.py", line 3, in run\nValueError: bad page',
+            "bug",
+        ),
+        ("Checkout button is broken", "Clicking it throws an error since the update.", "bug"),
+        ("Feature request: dark mode", "Please add an option for a dark theme.", "feature"),
+        ("Add support for CSV export", "Allow exporting reports as CSV files.", "feature"),
+        ("How do I reset my password?", "I forgot it and can't find the link.", "support"),
+        # Types the shipped model never learned still come from the rules' evidence.
+        (
+            "Migrate the database cluster to new infrastructure",
+            "Plan the deployment and database migration with terraform, set up monitoring.",
+            "technical",
+        ),
+        (".", ".", "other"),
+    ],
+)
+def test_ticket_type_with_the_learned_model(title: str, description: str, expected: str) -> None:
+    result = analyze(title, description)
+    assert result.ticket_type == expected
+    if expected in ("bug", "feature", "support"):
+        assert result.confidence is not None
+        assert 0.34 < result.confidence["ticket_type"] <= 1.0
+        assert "priority" not in result.confidence  # the rules chose the priority
+        assert result.helpful_notes.startswith("Type from the learned model")
+    else:
+        assert result.confidence is None
 
 
 # --- priority -----------------------------------------------------------------------------------
@@ -204,6 +249,7 @@ def test_prompt_injection_stays_inside_the_schema() -> None:
         "priority",
         "ticket_type",
         "helpful_notes",
+        "confidence",
     }
 
 

@@ -7,6 +7,7 @@ Without Chromium these tests skip with a reason; with REQUIRE_BROWSER=1 (CI) the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -107,11 +108,20 @@ class LiveServer:
             time.sleep(0.05)
         raise AssertionError(f"no new sign-in email for {email}")
 
-    def wait_for_mail(self, email: str, subject_part: str) -> ReceivedMail:
-        deadline = time.monotonic() + 10
+    def wait_for_mail(
+        self,
+        email: str,
+        subject_part: str,
+        *,
+        timeout: float = 10,
+        check: Callable[[ReceivedMail], bool] = lambda mail: True,
+    ) -> ReceivedMail:
+        """The newest email to `email` whose subject has `subject_part` (and that passes
+        `check`), once it arrives."""
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for mail in reversed(self.smtp.to(email)):
-                if subject_part in mail.subject:
+                if subject_part in mail.subject and check(mail):
                     return mail
             time.sleep(0.05)
         raise AssertionError(f"no email to {email} about {subject_part!r}")
@@ -145,9 +155,14 @@ class LiveServer:
             self.gemini.answer = saved
 
     def wait_for_ticket(
-        self, token: str, ticket_id: str, check: Callable[[dict[str, Any]], bool]
+        self,
+        token: str,
+        ticket_id: str,
+        check: Callable[[dict[str, Any]], bool],
+        *,
+        timeout: float = 15,
     ) -> dict[str, Any]:
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + timeout
         with self.client(token) as c:
             while True:
                 ticket: dict[str, Any] = c.get(f"/tickets/{ticket_id}").json()
@@ -183,12 +198,12 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="module")
-def live_server(
-    chromium_path: str, smtp_server: SmtpTestServer, tmp_path_factory: pytest.TempPathFactory
+@contextlib.contextmanager
+def run_live_server(
+    smtp_server: SmtpTestServer, tmp_path_factory: pytest.TempPathFactory, **overrides: Any
 ) -> Iterator[LiveServer]:
-    # One per test module: a fresh database, and nothing left running (or sending mail to the
-    # shared SMTP server) once the module is done.
+    """The app on a free port with a fresh database; `overrides` are extra settings (e.g. the
+    IMAP_* settings of a mailbox to read)."""
     db = tmp_path_factory.mktemp("web") / "web.db"
     database_url = f"sqlite+aiosqlite:///{db}"
     upgrade_database(database_url)
@@ -210,6 +225,7 @@ def live_server(
             public_url=url,
             app_name="Acme Helpdesk",
             attachment_dir=str(tmp_path_factory.mktemp("attachments")),
+            **overrides,
         )
         ids = asyncio.run(_seed(settings))
         config = uvicorn.Config(
@@ -231,6 +247,16 @@ def live_server(
         finally:
             server.should_exit = True
             thread.join(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def live_server(
+    chromium_path: str, smtp_server: SmtpTestServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    # One per test module: a fresh database, and nothing left running (or sending mail to the
+    # shared SMTP server) once the module is done.
+    with run_live_server(smtp_server, tmp_path_factory) as live:
+        yield live
 
 
 @pytest.fixture

@@ -7,8 +7,9 @@ from ticketing.auth.schemas import MessageOut, OtpRequest, OtpVerify, TokenOut
 from ticketing.deps import ClaimsDep, CurrentUser, SessionDep, SettingsDep
 from ticketing.errors import RateLimited
 from ticketing.ratelimit import DistinctKeysWindow, IPNetwork, client_address
-from ticketing.responses import UNAUTHORIZED, bad_request, rate_limited
-from ticketing.users.schemas import UserOut
+from ticketing.responses import FIELD_ERRORS, UNAUTHORIZED, bad_request, rate_limited
+from ticketing.users import service as users_service
+from ticketing.users.schemas import AvailabilityUpdate, UserOut
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -57,6 +58,13 @@ async def verify_otp(body: OtpVerify, session: SessionDep, settings: SettingsDep
 @router.get("/me", response_model=UserOut, responses=UNAUTHORIZED)
 async def me(user: CurrentUser) -> UserOut:
     return UserOut.model_validate(user)
+
+
+@router.patch("/me", response_model=UserOut, responses={**UNAUTHORIZED, **FIELD_ERRORS})
+async def update_me(body: AvailabilityUpdate, user: CurrentUser, session: SessionDep) -> UserOut:
+    """Change your own name, time zone, working hours and away time (role, skills and the
+    ticket cap are an admin's to set)."""
+    return UserOut.model_validate(await users_service.update_me(session, user, body))
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=UNAUTHORIZED)

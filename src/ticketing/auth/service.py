@@ -110,6 +110,7 @@ async def deliver_code(session: AsyncSession, settings: Settings, email: str, co
         to=email,
         subject=f"Your {settings.app_name} sign-in code: {code}",
         context={"code": code, "ttl_minutes": settings.otp_ttl_minutes},
+        auto_submitted=True,  # RFC 3834: out-of-office replies must not answer it
     )
     notifications.queue_email(session, message, sensitive=True, kind="otp")
     return True

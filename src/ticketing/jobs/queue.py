@@ -169,6 +169,12 @@ async def has_pending(session: AsyncSession, key: str) -> bool:
     return (await session.scalars(stmt.limit(1))).first() is not None
 
 
+async def has_queued(session: AsyncSession, key: str) -> bool:
+    """Is a job with this key waiting to start (queued, not yet claimed)?"""
+    stmt = select(Job.id).where(Job.key == key, Job.status == JobStatus.queued)
+    return (await session.scalars(stmt.limit(1))).first() is not None
+
+
 def _claimable(now: datetime) -> Any:
     return or_(
         and_(Job.status == JobStatus.queued, Job.run_after <= now),

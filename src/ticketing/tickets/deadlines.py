@@ -189,7 +189,8 @@ async def run_timer(
         )
         recipients = [assignee] if assignee is not None and assignee.is_active else []
         if breach:
-            recipients += await users_repo.active_staff(session, Role.admin)
+            staff = await users_repo.active_staff_members(session)
+            recipients += [u for u in staff if u.role == Role.admin]
             reroute = reroute or assignee is None or not is_available(assignee, now)
         for person in {p.id: p for p in recipients}.values():
             await emails.queue_sla_email(session, settings, ticket, person, alert, now)

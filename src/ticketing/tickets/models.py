@@ -93,6 +93,20 @@ class Ticket(IdMixin, TimestampMixin, Base):
         Index("ix_tickets_analysis_status", "analysis_status", "status"),
         Index("ix_tickets_sla_next_due", "sla_next_due_at", "id"),
         Index("ix_tickets_sla_status_created", "sla_status", "created_at", "id"),
+        # The summary report (ticketing.reports): covering indexes, see migration 0007_reports.
+        Index(
+            "ix_tickets_report_created",
+            "created_at",
+            "priority",
+            "ticket_type",
+            "sla_status",
+            "analysis_status",
+            "assigned_to",
+            "first_responded_at",
+            "resolved_at",
+        ),
+        Index("ix_tickets_report_resolved", "resolved_at", "assigned_to"),
+        Index("ix_tickets_report_backlog", "status", "priority", "sla_status", "assigned_to"),
     )
 
 

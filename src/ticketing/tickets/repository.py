@@ -8,7 +8,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Connection, Engine, func, literal_column, or_, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    and_,
+    case,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.db import contains_pattern
@@ -204,6 +215,64 @@ async def open_loads(
     if exclude_ticket_id is not None:
         stmt = stmt.where(Ticket.id != exclude_ticket_id)
     return {str(row[0]): int(row[1]) for row in (await session.execute(stmt)).all()}
+
+
+# Tickets nobody could take: unassigned, open, with the router's "waiting: ..." reason.
+WAITING_REASON_PATTERN = "waiting:%"
+# Most urgent first; a ticket without a priority (not analysed) last.
+_URGENCY_RANK = {p.value: rank for rank, p in enumerate(reversed(list(Priority)))}
+
+
+def _urgency() -> ColumnElement[int]:
+    return case(_URGENCY_RANK, value=Ticket.priority, else_=len(Priority))
+
+
+def _waiting_clause() -> ColumnElement[bool]:
+    # assigned_to IS NULL AND status = 'open' is a range of ix_tickets_assignee_status.
+    return and_(
+        Ticket.assigned_to.is_(None),
+        Ticket.status == TicketStatus.open,
+        Ticket.assignment_reason.like(WAITING_REASON_PATTERN),
+    )
+
+
+async def has_waiting(session: AsyncSession) -> bool:
+    stmt = select(Ticket.id).where(_waiting_clause()).limit(1)
+    return (await session.scalar(stmt)) is not None
+
+
+WaitingCursor = tuple[int, datetime, str]
+
+
+async def waiting_for_assignee(
+    session: AsyncSession, *, limit: int, after: WaitingCursor | None = None
+) -> list[tuple[Ticket, WaitingCursor]]:
+    """Up to `limit` waiting tickets, most urgent first, then oldest, each with its place in
+    that order (to go on after it). Locked for the caller's transaction; tickets another
+    transaction holds (being triaged or changed right now) are skipped, not waited for."""
+    urgency = _urgency()
+    stmt = select(Ticket, urgency).where(_waiting_clause())
+    if after is not None:
+        rank, created_at, ticket_id = after
+        stmt = stmt.where(
+            or_(
+                urgency > rank,
+                and_(
+                    urgency == rank,
+                    or_(
+                        Ticket.created_at > created_at,
+                        and_(Ticket.created_at == created_at, Ticket.id > ticket_id),
+                    ),
+                ),
+            )
+        )
+    stmt = (
+        stmt.order_by(urgency, Ticket.created_at, Ticket.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=Ticket)
+    )
+    rows = (await session.execute(stmt)).all()
+    return [(t, (int(rank), t.created_at, t.id)) for t, rank in rows]
 
 
 async def tickets_filed_since(

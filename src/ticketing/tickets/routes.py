@@ -61,7 +61,13 @@ def ticket_out(ticket: Ticket, viewer: User) -> TicketOut:
     }
     if not policy.sees_staff_only(viewer, ticket):
         # Advice and routing details are for staff.
-        update |= {"helpful_notes": None, "analysis_error": None, "assignment_reason": None}
+        update |= {
+            "helpful_notes": None,
+            "analysis_error": None,
+            "assignment_reason": None,
+            "analysis_confidence": None,
+            "needs_review": None,
+        }
     return out.model_copy(update=update)
 
 

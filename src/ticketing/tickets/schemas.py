@@ -69,6 +69,9 @@ class TicketOut(BaseModel):
     assigned_to: str | None
     assigned_at: datetime | None
     assignment_reason: str | None
+    # Staff-only (null for the user role): per field, 0..1; and the low-confidence flag.
+    analysis_confidence: dict[str, float] | None = None
+    needs_review: bool | None = None
     created_at: datetime
     updated_at: datetime
     resolved_at: datetime | None

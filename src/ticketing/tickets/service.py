@@ -10,6 +10,7 @@ import math
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import Enum
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,11 +20,13 @@ from ticketing.errors import Conflict, Forbidden, InvalidField, NotFound, RateLi
 from ticketing.jobs import queue
 from ticketing.jobs.queue import JobKind
 from ticketing.pagination import Order
+from ticketing.routing import offers
 from ticketing.tickets import deadlines, emails, policy
 from ticketing.tickets import repository as repo
 from ticketing.tickets.models import Comment, EventKind, Ticket, TicketEvent
-from ticketing.tickets.repository import TicketFilters, TicketOrder
+from ticketing.tickets.repository import LOAD_STATES, TicketFilters, TicketOrder, WaitingCursor
 from ticketing.tickets.schemas import CommentCreate, TicketCreate, TicketUpdate
+from ticketing.triage import repository as triage_repo
 from ticketing.users import repository as users_repo
 from ticketing.users import service as users_service
 from ticketing.users.models import User
@@ -48,6 +51,9 @@ class AnalysisRecord:
     provider: str
     model: str | None
     error: str | None
+    # Per field, how sure the local model is (of its own answer, or of the AI's); None: unknown.
+    confidence: dict[str, float] | None = None
+    needs_review: bool = False
 
 
 def triage_job_key(ticket_id: str) -> str:
@@ -73,6 +79,41 @@ async def open_loads(
 ) -> dict[str, int]:
     """Open and in-progress tickets per assignee (what routing balances)."""
     return await repo.open_loads(session, user_ids, exclude_ticket_id)
+
+
+async def has_waiting(session: AsyncSession) -> bool:
+    """Whether some ticket waits for someone to take it."""
+    return await repo.has_waiting(session)
+
+
+async def waiting_for_assignee(
+    session: AsyncSession, *, limit: int, after: WaitingCursor | None = None
+) -> list[tuple[Ticket, WaitingCursor]]:
+    """Tickets nobody could take yet, most urgent first, then oldest (locked; see repo)."""
+    return await repo.waiting_for_assignee(session, limit=limit, after=after)
+
+
+def note_still_waiting(ticket: Ticket, reason: str) -> None:
+    """A waiting ticket was offered again and still nobody can take it: keep the reason
+    current (no timeline line: the offer runs every minute)."""
+    if ticket.assignment_reason != reason:
+        ticket.assignment_reason = reason
+
+
+async def _offer_if_freed(
+    session: AsyncSession, ticket: Ticket, before: tuple[str | None, TicketStatus]
+) -> None:
+    """Offer the waiting tickets again when this change freed someone's capacity."""
+    assignee, status = before
+    frees = assignee is not None and status in LOAD_STATES
+    frees = frees and (ticket.assigned_to != assignee or ticket.status not in LOAD_STATES)
+    back_open = (
+        ticket.assigned_to is None
+        and status != TicketStatus.open
+        and ticket.status == TicketStatus.open
+    )
+    if (frees or back_open) and await repo.has_waiting(session):
+        await offers.request_offer(session)
 
 
 async def find_by_message_ids(session: AsyncSession, message_ids: Sequence[str]) -> Ticket | None:
@@ -203,6 +244,7 @@ async def update_ticket(
     """Apply a partial update under the field-level rules of `policy`."""
     ticket = await get_visible(session, user, ticket_id, for_update=True)
     fields = changes.model_dump(exclude_unset=True)
+    before = (ticket.assigned_to, ticket.status)
 
     # Authorisation first (403), then values (422), then state (409), then apply.
     policy.check_fields(user, ticket, fields)
@@ -218,6 +260,7 @@ async def update_ticket(
     for name in ("priority", "ticket_type", "required_skills"):
         if name in fields and fields[name] != getattr(ticket, name):
             changed[name] = {"from": getattr(ticket, name), "to": fields[name]}
+            _record_correction(session, ticket, user, name, getattr(ticket, name), fields[name])
             setattr(ticket, name, fields[name])
     if changed:
         repo.add_event(
@@ -225,6 +268,9 @@ async def update_ticket(
         )
     if "priority" in changed:
         await deadlines.priority_changed(session, ticket, now)
+    if ticket.needs_review and ("priority" in fields or "ticket_type" in fields):
+        # Staff set (or confirmed) what the analysis was unsure of.
+        ticket.needs_review = False
 
     if new_status is not None and new_status != ticket.status:
         await _move(session, settings, ticket, new_status, user, now)
@@ -234,7 +280,35 @@ async def update_ticket(
 
     ticket.updated_at = now
     await session.flush()
+    await _offer_if_freed(session, ticket, before)
     return ticket
+
+
+def _plain(value: object) -> object:
+    """A field's value as JSON: enums by value, skill lists as lists."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _record_correction(
+    session: AsyncSession, ticket: Ticket, user: User, name: str, before: object, after: object
+) -> None:
+    """A staff change to what an analysis decided is a label for triage (same transaction)."""
+    if ticket.analyzed_at is None or not user.is_staff:
+        return
+    triage_repo.add_correction(
+        session,
+        ticket_id=ticket.id,
+        field=name,
+        before=_plain(before),
+        after=_plain(after),
+        provider=ticket.analysis_provider,
+        model=ticket.analysis_model,
+        actor_id=user.id,
+    )
 
 
 async def _move(
@@ -361,6 +435,10 @@ def record_analysis(session: AsyncSession, ticket: Ticket, analysis: AnalysisRec
     ticket.analysis_provider = analysis.provider
     ticket.analysis_model = analysis.model
     ticket.analysis_error = analysis.error
+    ticket.analysis_confidence = (
+        dict(analysis.confidence) if analysis.confidence is not None else None
+    )
+    ticket.needs_review = analysis.needs_review
     ticket.analyzed_at = now
     ticket.updated_at = now
     repo.add_event(
@@ -377,6 +455,8 @@ def record_analysis(session: AsyncSession, ticket: Ticket, analysis: AnalysisRec
             "priority": analysis.priority,
             "ticket_type": analysis.ticket_type,
             "required_skills": ticket.required_skills,
+            "confidence": ticket.analysis_confidence,
+            "needs_review": ticket.needs_review,
         },
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from pydantic import BaseModel, Field
@@ -20,6 +21,19 @@ class Analysis(BaseModel):
     priority: Priority
     ticket_type: TicketType
     helpful_notes: str = Field(default="", max_length=MAX_NOTES_CHARS)
+    # Per field ("ticket_type", "priority") the model's probability of its answer, 0..1, where
+    # a learned model decided that field; None when nothing gives one (rules, AI providers).
+    confidence: dict[str, float] | None = None
+
+
+@dataclass(frozen=True)
+class PromptExample:
+    """A ticket staff classified (a correction), shown to an AI provider as an example."""
+
+    title: str
+    description: str
+    ticket_type: TicketType
+    priority: Priority | None
 
 
 class TriageError(Exception):

@@ -35,10 +35,39 @@ def _known_skills(skills: str | None) -> list[str]:
     return normalise_skills(skills.split(","))
 
 
-def _build_provider(name: str | None) -> TriageProvider:
-    """The named provider, else the configured one. Local needs no settings at all."""
-    if name is not None and name.strip().lower() == "local":
+def _active_local() -> LocalAnalyzer:
+    """The local analyzer with the model that is active in the database (when settings and a
+    database with an active version are there), else with the shipped one."""
+    from ticketing.config import load_settings
+
+    try:
+        settings = load_settings()
+        url = settings.database_url
+        sqlite_file = url.startswith("sqlite") and ":memory:" not in url
+        if sqlite_file and not Path(url.split("///", 1)[-1]).exists():
+            return LocalAnalyzer()  # no database here: do not create one
+        from ticketing.db import Database
+        from ticketing.triage.registry import ModelRegistry
+
+        async def active() -> ModelRegistry | None:
+            db = Database(url, pool_size=1)
+            try:
+                registry = ModelRegistry(db)
+                return registry if await registry.refresh(force=True) else None
+            finally:
+                await db.dispose()
+
+        registry = asyncio.run(active())
+    except Exception:  # no settings, no database, no tables: the shipped model it is
         return LocalAnalyzer()
+    return LocalAnalyzer(registry.model_source) if registry is not None else LocalAnalyzer()
+
+
+def _build_provider(name: str | None) -> TriageProvider:
+    """The named provider, else the configured one. Local needs no settings at all; it uses
+    the model active in the database when there is one (`ticketing eval` scores that)."""
+    if name is not None and name.strip().lower() == "local":
+        return _active_local()
     from ticketing.config import load_settings
     from ticketing.errors import ConfigurationError
 
@@ -50,9 +79,10 @@ def _build_provider(name: str | None) -> TriageProvider:
     from ticketing.triage.factory import build_provider
 
     try:
-        return build_provider(settings, name.strip().lower() if name else None)
+        provider = build_provider(settings, name.strip().lower() if name else None)
     except ValueError as exc:
         raise _fail(str(exc)) from exc
+    return _active_local() if isinstance(provider, LocalAnalyzer) else provider
 
 
 def _fmt(value: Any) -> str:
@@ -172,3 +202,90 @@ async def _triage_one(
         "error": outcome.error,
         **outcome.analysis.model_dump(mode="json"),
     }
+
+
+def register_model(model_app: typer.Typer) -> None:
+    """Add `model list` to the `model` group (`model train` lives in triage.learned.commands
+    and hands `--from-db` to `train_from_db_command`)."""
+
+    @model_app.command("list")
+    def list_models() -> None:
+        """List the stored model versions, newest first, with their held-out scores."""
+        from ticketing.console import command_settings, run_async
+        from ticketing.runtime import build_runtime
+        from ticketing.triage import learning
+        from ticketing.triage import repository as triage_repo
+
+        settings = command_settings()
+
+        async def main() -> list[Any]:
+            runtime = build_runtime(settings)
+            try:
+                async with triage_repo.reading(runtime.db) as session:
+                    return list(await learning.list_versions(session))
+            finally:
+                await runtime.close()
+
+        versions = run_async(main)
+        table = Table(title="triage model versions")
+        for column in ("id", "created", "labels", "held out", "type F1", "priority F1", "active"):
+            table.add_column(column, overflow="fold")
+        for v in versions:
+            scores = v.scores or {}
+            table.add_row(
+                v.id,
+                v.created_at.isoformat(timespec="seconds"),
+                str(v.labels),
+                str(scores.get("heldout", "-")),
+                _fmt((scores.get("ticket_type") or {}).get("macro_f1", "-")),
+                _fmt((scores.get("priority") or {}).get("macro_f1", "-")),
+                "yes" if v.active else "",
+            )
+        Console().print(table)
+        if not versions:
+            typer.echo("No stored versions: the local provider uses the shipped default model.")
+
+
+def train_from_db_command(csv_files: Sequence[Path], activate: bool) -> None:
+    """`ticketing model train --from-db [--csv FILE ...] [--activate]`: train a version from the
+    database's labels (the CSV files, else TRIAGE_BASE_CSV, added weighted 0.3), print its
+    held-out scores and the active model's, store it, and with --activate make it active."""
+    from ticketing.console import command_settings, run_async
+    from ticketing.runtime import build_runtime
+    from ticketing.triage import learning
+    from ticketing.triage.learned import read_csv
+
+    settings = command_settings()
+    try:
+        base = [e for path in csv_files for e in read_csv(path, weight=learning.BASE_WEIGHT)]
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise _fail(f"cannot read the CSV: {exc}") from exc
+
+    async def main() -> learning.TrainReport:
+        runtime = build_runtime(settings)
+        try:
+            return await learning.train_from_db(
+                runtime.db,
+                base=base if csv_files else learning.base_examples(settings),
+                activation="always" if activate else "never",
+            )
+        finally:
+            await runtime.close()
+
+    try:
+        report = run_async(main)
+    except learning.NotEnoughLabels as exc:
+        raise _fail(str(exc), code=1) from exc
+    table = Table(title=f"version {report.version_id}: {report.labels} labels")
+    for column in ("model", "held out", "type macro-F1", "priority macro-F1"):
+        table.add_column(column)
+    for name, scores in (("new", report.scores), (report.compared_with, report.active_scores)):
+        scores = scores or {}
+        table.add_row(
+            name,
+            str(report.heldout),
+            _fmt((scores.get("ticket_type") or {}).get("macro_f1", "-")),
+            _fmt((scores.get("priority") or {}).get("macro_f1", "-")),
+        )
+    Console().print(table)
+    typer.echo(report.reason)

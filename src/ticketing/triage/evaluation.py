@@ -36,6 +36,7 @@ _LABEL_TO_TYPE: dict[str, str] = {
     "question": TicketType.support.value,
 }
 _TYPES = {t.value for t in TicketType}
+_LOCAL_BATCH = 256
 _PRIORITIES = {p.value for p in Priority}
 
 
@@ -230,14 +231,19 @@ async def _predict_all(
 ) -> list[Analysis | None]:
     results: list[Analysis | None] = [None] * len(rows)
     if isinstance(provider, LocalAnalyzer):
-        # No I/O: a plain loop is ~10x faster than one task per row.
-        for i, row in enumerate(rows):
+        # No I/O: batches through the model, much faster than one task per row.
+        for start in range(0, len(rows), _LOCAL_BATCH):
+            chunk = rows[start : start + _LOCAL_BATCH]
             try:
-                results[i] = provider.analyze_sync(row.title, row.description, known_skills)
+                done = provider.analyze_many(
+                    [(r.title, r.description) for r in chunk], known_skills
+                )
             except Exception:  # a failing provider is a wrong prediction
-                results[i] = None
-            if on_progress is not None:
-                on_progress()
+                done = [None] * len(chunk)  # type: ignore[list-item]
+            for j, analysis in enumerate(done):
+                results[start + j] = analysis
+                if on_progress is not None:
+                    on_progress()
         return results
 
     semaphore = asyncio.Semaphore(max(1, concurrency))

@@ -19,7 +19,7 @@ from google.genai import types
 
 from ticketing.config import Settings
 from ticketing.skills import MAX_SKILLS
-from ticketing.triage.base import Analysis, TriageError
+from ticketing.triage.base import Analysis, PromptExample, TriageError
 from ticketing.triage.parsing import parse_analysis
 from ticketing.triage.prompt import build_system_instruction, build_user_content
 from ticketing.triage.retrying import (
@@ -129,6 +129,8 @@ class GeminiProvider:
     """Triage with a Gemini model: structured JSON output, temperature 0, no thinking."""
 
     name = "gemini"
+    # analyze() takes `examples` (see ticketing.triage.service.analyze_with_fallback).
+    takes_examples = True
 
     def __init__(
         self,
@@ -215,14 +217,23 @@ class GeminiProvider:
         except TriageError as exc:
             raise TriageError(f"invalid answer: {exc}") from exc
 
-    async def analyze(self, title: str, description: str, known_skills: Sequence[str]) -> Analysis:
-        """Ask Gemini, retrying 408/429/5xx/timeouts with backoff; TriageError when it gives up."""
+    async def analyze(
+        self,
+        title: str,
+        description: str,
+        known_skills: Sequence[str],
+        *,
+        examples: Sequence[PromptExample] = (),
+    ) -> Analysis:
+        """Ask Gemini, retrying 408/429/5xx/timeouts with backoff; TriageError when it gives up.
+
+        `examples`: tickets staff classified, most like this one, shown in the prompt."""
         if self._client is None:
             raise TriageError("GEMINI_API_KEY is not set")
         if not self.model:
             raise TriageError("GEMINI_MODEL is not set")
         config = self._config(known_skills)
-        contents = build_user_content(title, description)
+        contents = build_user_content(title, description, examples)
         retrying = self.retry_policy.retrying(
             provider=self.name,
             retryable=_retryable,

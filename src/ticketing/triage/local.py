@@ -1,28 +1,35 @@
-"""The offline triage analyzer: hand-written rules, no network, no model, deterministic.
+"""The offline triage analyzer: a learned model plus hand-written rules, no network.
 
 It is the embedded default when no AI provider is configured and the fallback whenever the
 AI fails, so it has to be fast (thousands of tickets per second) and still useful:
 
+* ticket type (and priority, once the model has priority labels to learn from) comes from the
+  learned model in `ticketing.triage.learned` (hashed TF-IDF n-grams + logistic regression,
+  trained on labelled public issues; see docs/triage.md for its measured quality), with its
+  probability as `Analysis.confidence`.
 * required skills are matched against the skills people in the system actually have (plus the
   alias table in `ticketing.skills` and a few strong cues such as "password reset" ->
   authentication). Regexes are built only from OUR vocabulary (known skills and aliases,
   escaped), never from ticket text or model output.
-* ticket type and priority come from weighted phrase cues; the title counts more than the body.
+* the rules still decide what the model does not: priority while the model has no priority
+  classifier, the types it never learned (technical work on clear evidence, "other" for text
+  too short to say anything), and everything when the model file is missing or corrupt.
+  Their type and priority come from weighted phrase cues; the title counts more than the body.
 * helpful notes only ever contain our own vocabulary (cue names, known skills), so ticket text
   cannot inject content into what the moderator reads.
 
 The cue lists and weights are hand-written. They were adjusted by reading misclassified public
 GitHub issues from three repositories and checked on two others held out (see
-`ticketing.triage.evaluation` and `ticketing eval`); nothing is learned or loaded from data.
+`ticketing.triage.evaluation` and `ticketing eval`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ticketing.skills import (
     ALIAS_GROUPS,
@@ -1174,35 +1181,127 @@ def _notes(
     return " ".join(parts)[:MAX_NOTES_CHARS]
 
 
+RULES_MODEL = "local-rules-v1"
+
+if TYPE_CHECKING:
+    from ticketing.triage.learned import Prediction, TrainedModel
+
+ModelSource = Callable[[], "TrainedModel"]
+
+
+def learned_model_name(model: TrainedModel) -> str:
+    """What tickets record as `analysis_model` for a learned model: its content hash."""
+    return f"local-learned-{model.version}"
+
+
 class LocalAnalyzer:
-    """Rule-based triage: offline, deterministic, safe to call from any thread."""
+    """Offline triage: the learned model for type (and priority when it has learned it), rules
+    for skills and for whatever the model does not cover. Deterministic; safe from any thread.
+
+    `model_source` returns the model to use (default: the shipped one, loaded once per
+    process); it is asked on every analysis, so a source that returns a newly activated model
+    takes effect at once. If it raises ModelLoadError the rules decide everything and
+    `model_error` says why (the triage service puts it into `analysis_error`).
+    `use_model=False` gives the pure rules (tests, comparisons).
+    """
 
     name = "local"
-    model: str | None = "local-rules-v1"
-    # No network and no retries: the rules take milliseconds, even on the longest ticket.
+    # No network and no retries: a prediction takes well under a millisecond.
     max_total_seconds: float = 1.0
 
+    def __init__(self, model_source: ModelSource | None = None, *, use_model: bool = True) -> None:
+        if model_source is None and use_model:
+            from ticketing.triage.learned import default_model
+
+            model_source = default_model
+        self._source = model_source if use_model else None
+        self.model: str | None = RULES_MODEL
+        self.model_error: str | None = None
+        self._resolve()  # so `model` and `model_error` are right before the first analysis
+
+    def _resolve(self) -> TrainedModel | None:
+        if self._source is None:
+            return None
+        from ticketing.errors import ModelLoadError
+
+        try:
+            model = self._source()
+        except ModelLoadError as exc:
+            self.model, self.model_error = (
+                RULES_MODEL,
+                f"local model unavailable ({exc}); rules used",
+            )
+            return None
+        self.model, self.model_error = learned_model_name(model), None
+        return model
+
     def analyze_sync(self, title: str, description: str, known_skills: Sequence[str]) -> Analysis:
-        """Analyse one ticket synchronously (microseconds to a millisecond)."""
-        matcher = _skill_matcher(tuple(known_skills))
-        prose, headings, code = _split_body(description)
-        signals = _collect(title[:1000], prose, headings, code, matcher)
-        ticket_type = _decide_type(signals)
-        priority, why = _decide_priority(signals, ticket_type)
-        skills = _rank_skills(signals)
-        return Analysis(
-            required_skills=skills,
-            priority=priority,
-            ticket_type=ticket_type,
-            helpful_notes=_notes(signals, ticket_type, priority, why, skills),
+        """Analyse one ticket synchronously (well under a millisecond)."""
+        return self.analyze_many([(title, description)], known_skills)[0]
+
+    def analyze_many(
+        self, items: Sequence[tuple[str, str]], known_skills: Sequence[str]
+    ) -> list[Analysis]:
+        """Analyse many tickets at once: the model predicts them in one batch."""
+        model = self._resolve()
+        predictions: Sequence[Prediction | None] = (
+            model.predict_many(items) if model is not None else [None] * len(items)
         )
+        classes = set(model.type_classes) if model is not None else set()
+        matcher = _skill_matcher(tuple(known_skills))
+        return [
+            _analysis(title, description, matcher, prediction, classes)
+            for (title, description), prediction in zip(items, predictions, strict=True)
+        ]
 
     async def analyze(self, title: str, description: str, known_skills: Sequence[str]) -> Analysis:
-        """The TriageProvider entry point: the rules are fast enough to run inline."""
+        """The TriageProvider entry point: fast enough to run inline."""
         return self.analyze_sync(title, description, known_skills)
 
     async def aclose(self) -> None:
-        """Nothing to close: the rules hold no connections."""
+        """Nothing to close: no connections."""
+
+
+def _analysis(
+    title: str,
+    description: str,
+    matcher: _SkillMatcher,
+    prediction: Prediction | None,
+    model_classes: set[str],
+) -> Analysis:
+    prose, headings, code = _split_body(description)
+    signals = _collect(title[:1000], prose, headings, code, matcher)
+    rules_type = _decide_type(signals)
+    confidence: dict[str, float] | None = None
+    learned = ""
+    # The rules keep the types the model never learned: technical work (claimed only on clear
+    # evidence) and "other" for a ticket without a single word.
+    rules_only = rules_type is TicketType.technical or (
+        rules_type is TicketType.other and signals.words == 0
+    )
+    if prediction is None or (rules_only and rules_type.value not in model_classes):
+        ticket_type = rules_type
+    else:
+        ticket_type = prediction.ticket_type
+        confidence = dict(prediction.confidence)
+        learned = f"Type from the learned model ({confidence['ticket_type']:.0%} sure)."
+    if prediction is not None and prediction.priority is not None and confidence is not None:
+        priority, why = prediction.priority, "learned model"
+    else:
+        priority, why = _decide_priority(signals, ticket_type)
+        if confidence is not None:
+            confidence.pop("priority", None)  # the rules chose it: no probability to give
+    skills = _rank_skills(signals)
+    notes = _notes(signals, ticket_type, priority, why, skills)
+    if learned:
+        notes = f"{learned} {notes}"[:MAX_NOTES_CHARS]
+    return Analysis(
+        required_skills=skills,
+        priority=priority,
+        ticket_type=ticket_type,
+        helpful_notes=notes,
+        confidence=confidence,
+    )
 
 
 def _rank_skills(signals: _Signals) -> list[str]:

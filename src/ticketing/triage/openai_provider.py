@@ -16,7 +16,7 @@ from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
 from ticketing.config import Settings
-from ticketing.triage.base import Analysis, TriageError
+from ticketing.triage.base import Analysis, PromptExample, TriageError
 from ticketing.triage.parsing import parse_analysis
 from ticketing.triage.prompt import build_system_instruction, build_user_content
 from ticketing.triage.retrying import (
@@ -58,6 +58,8 @@ class OpenAIProvider:
     """Triage with a model behind an OpenAI-compatible `chat/completions` endpoint (JSON mode)."""
 
     name = "openai"
+    # analyze() takes `examples` (see ticketing.triage.service.analyze_with_fallback).
+    takes_examples = True
 
     def __init__(
         self,
@@ -116,15 +118,24 @@ class OpenAIProvider:
                 response_format={"type": "json_object"},
             )
 
-    async def analyze(self, title: str, description: str, known_skills: Sequence[str]) -> Analysis:
-        """Ask the model in JSON mode, retrying what is worth it; TriageError when it gives up."""
+    async def analyze(
+        self,
+        title: str,
+        description: str,
+        known_skills: Sequence[str],
+        *,
+        examples: Sequence[PromptExample] = (),
+    ) -> Analysis:
+        """Ask the model in JSON mode, retrying what is worth it; TriageError when it gives up.
+
+        `examples`: tickets staff classified, most like this one, shown in the prompt."""
         if self._client is None:
             raise TriageError("OPENAI_BASE_URL is not set")
         if not self.model:
             raise TriageError("OPENAI_MODEL is not set")
         messages: list[ChatCompletionMessageParam] = [
             {"role": "system", "content": build_system_instruction(known_skills)},
-            {"role": "user", "content": build_user_content(title, description)},
+            {"role": "user", "content": build_user_content(title, description, examples)},
         ]
         retrying = self.retry_policy.retrying(
             provider=self.name,

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
-from ticketing.triage.base import Analysis, TriageError, TriageProvider
+from ticketing.triage.base import Analysis, PromptExample, TriageError, TriageProvider
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,31 @@ log = logging.getLogger(__name__)
 OVERALL_TIMEOUT_SLACK_SECONDS = 5.0
 MAX_ERROR_CHARS = 300
 LOCAL_PROVIDER = "local"
+
+
+class _TakesExamples(Protocol):
+    async def analyze(
+        self,
+        title: str,
+        description: str,
+        known_skills: Sequence[str],
+        *,
+        examples: Sequence[PromptExample] = (),
+    ) -> Analysis: ...
+
+
+def _ask(
+    provider: TriageProvider,
+    title: str,
+    description: str,
+    known_skills: Sequence[str],
+    examples: Sequence[PromptExample],
+) -> Awaitable[Analysis]:
+    # Providers that say so (Gemini, OpenAI) get the examples; the others the plain call.
+    if examples and getattr(provider, "takes_examples", False):
+        taker: _TakesExamples = provider  # type: ignore[assignment]
+        return taker.analyze(title, description, known_skills, examples=examples)
+    return provider.analyze(title, description, known_skills)
 
 
 @dataclass(frozen=True)
@@ -56,22 +81,29 @@ async def analyze_with_fallback(
     known_skills: Sequence[str],
     *,
     budget_seconds: float | None = None,
+    examples: Sequence[PromptExample] = (),
 ) -> TriageOutcome:
     """Analyse a ticket with `provider`; on any failure use `fallback` and say why.
 
     `budget_seconds` bounds the whole provider call, retries included (default: the provider's
-    `max_total_seconds` plus a little slack). Errors from the fallback itself (the
+    `max_total_seconds` plus a little slack). `examples`: corrected tickets like this one, for
+    the providers that put them in their prompt. Errors from the fallback itself (the
     local analyzer, which has no network) propagate: the job that called us will retry.
     """
     if provider.name == LOCAL_PROVIDER:
         analysis = await provider.analyze(title, description, known_skills)
+        degraded = _model_error(provider)
+        if degraded is not None:
+            # The learned model could not be loaded: the rules answered. Recorded as a
+            # fallback (re-run by rerun-ai once the model is back), with the reason.
+            return TriageOutcome(analysis, "fallback", provider.name, provider.model, degraded)
         return TriageOutcome(analysis, "ai", provider.name, provider.model, None)
 
     budget = overall_timeout(provider) if budget_seconds is None else budget_seconds
     deadline = asyncio.timeout(budget)
     try:
         async with deadline:
-            analysis = await provider.analyze(title, description, known_skills)
+            analysis = await _ask(provider, title, description, known_skills, examples)
     except TriageError as exc:
         error = f"{provider.name}: {exc}"
     except TimeoutError:
@@ -86,7 +118,15 @@ async def analyze_with_fallback(
     else:
         return TriageOutcome(analysis, "ai", provider.name, provider.model, None)
 
-    error = _short(error)
     log.warning("triage fell back to %s: %s", fallback.name, error)
     analysis = await fallback.analyze(title, description, known_skills)
-    return TriageOutcome(analysis, "fallback", fallback.name, fallback.model, error)
+    degraded = _model_error(fallback)
+    if degraded is not None:
+        error = f"{error}; {degraded}"
+    return TriageOutcome(analysis, "fallback", fallback.name, fallback.model, _short(error))
+
+
+def _model_error(provider: TriageProvider) -> str | None:
+    """Why the local analyzer runs on its rules alone (its model is unusable), if it does."""
+    error = getattr(provider, "model_error", None)
+    return _short(error) if isinstance(error, str) and error else None

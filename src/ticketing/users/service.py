@@ -11,15 +11,26 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ticketing.db import lock_for_transaction
 from ticketing.errors import Conflict, InvalidField, NotFound
 from ticketing.pagination import Order
+from ticketing.routing import offers
 from ticketing.skills import normalise_skills
 from ticketing.users import repository
 from ticketing.users.models import User
-from ticketing.users.schemas import UserUpdate
+from ticketing.users.schemas import AvailabilityUpdate, UserUpdate
 from ticketing.vocabulary import Role
 
 log = logging.getLogger(__name__)
 
 ADMIN_LOCK = "users:admins"
+# A change to any of these may let someone take a waiting ticket.
+_ROUTING_FIELDS = (
+    "role",
+    "is_active",
+    "skills",
+    "timezone",
+    "working_hours",
+    "away_until",
+    "max_open_tickets",
+)
 
 
 async def create_user(
@@ -34,7 +45,10 @@ async def create_user(
     if await repository.get_by_email(session, email) is not None:
         raise Conflict("A user with this email already exists")
     user = User(email=email, role=role, name=name, skills=normalise_skills(skills))
-    return await repository.add(session, user)
+    await repository.add(session, user)
+    if user.is_staff:
+        await offers.request_offer(session)  # someone new may take a waiting ticket
+    return user
 
 
 async def get_user(session: AsyncSession, user_id: str) -> User:
@@ -82,14 +96,50 @@ async def update_user(session: AsyncSession, user_id: str, changes: UserUpdate) 
     if new_role != user.role or new_active != user.is_active:
         # Existing tokens carry the old role: make them stop working.
         user.token_version += 1
+    before = _routing_state(user)
     user.role = new_role
     user.is_active = new_active
-    if "name" in fields:
-        user.name = fields["name"]
     if "skills" in fields and fields["skills"] is not None:
         user.skills = normalise_skills(fields["skills"])
-    await session.flush()
+    if "max_open_tickets" in fields:
+        user.max_open_tickets = fields["max_open_tickets"]
+    await _apply_availability(session, user, changes, before)
     return user
+
+
+async def update_me(session: AsyncSession, user: User, changes: AvailabilityUpdate) -> User:
+    """Someone changes their own name and availability (PATCH /auth/me)."""
+    fresh = await repository.get_for_update(session, user.id)
+    if fresh is None:
+        raise NotFound("User not found")
+    await _apply_availability(session, fresh, changes, _routing_state(fresh))
+    return fresh
+
+
+def _routing_state(user: User) -> tuple[object, ...]:
+    return tuple(getattr(user, name) for name in _ROUTING_FIELDS)
+
+
+async def _apply_availability(
+    session: AsyncSession, user: User, changes: AvailabilityUpdate, before: tuple[object, ...]
+) -> None:
+    fields = changes.model_dump(exclude_unset=True)
+    for name in ("timezone", "working_hours"):
+        if name in fields and fields[name] is None:
+            raise InvalidField(f"{name} cannot be null")
+    if "name" in fields:
+        user.name = fields["name"]
+    if "timezone" in fields:
+        user.timezone = fields["timezone"]
+    if "working_hours" in fields:
+        # Stored as plain {"day", "start", "end"} items, in the order given.
+        user.working_hours = fields["working_hours"]
+    if "away_until" in fields:
+        user.away_until = fields["away_until"]
+    await session.flush()
+    if user.is_staff and user.is_active and _routing_state(user) != before:
+        # Back from away, a longer shift, a higher cap, new skills: offer what waits.
+        await offers.request_offer(session)
 
 
 async def ensure_admins(session: AsyncSession, emails: Iterable[str]) -> list[User]:
@@ -104,6 +154,7 @@ async def ensure_admins(session: AsyncSession, emails: Iterable[str]) -> list[Us
             user.role = Role.admin
             user.is_active = True
             user.token_version += 1
+            await offers.request_offer(session)
             log.info("promoted account to admin", extra={"email": email})
         admins.append(user)
     await session.flush()

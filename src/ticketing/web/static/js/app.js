@@ -10,6 +10,9 @@ import { renderPeople } from './views/people.js';
 import { renderJobs } from './views/jobs.js';
 import { renderInbound } from './views/inbound.js';
 import { renderSla } from './views/sla.js';
+import { renderDashboard } from './views/dashboard.js';
+import { renderAvailability } from './views/availability.js';
+import { renderTriage } from './views/triage.js';
 
 const APP_NAME = document.querySelector('meta[name="application-name"]').content;
 const main = document.getElementById('main');
@@ -34,11 +37,14 @@ function parseHash() {
 
 function navItems(me) {
   if (me.role === 'admin') {
-    return [['#/tickets', 'All tickets'], ['#/queue', 'My queue'], ['#/people', 'People'],
-      ['#/jobs', 'Jobs'], ['#/inbound', 'Inbound mail'], ['#/sla', 'SLA'], ['#/new', 'New ticket']];
+    return [['#/tickets', 'All tickets'], ['#/queue', 'My queue'], ['#/dashboard', 'Dashboard'],
+      ['#/people', 'People'], ['#/jobs', 'Jobs'], ['#/inbound', 'Inbound mail'],
+      ['#/triage', 'Triage quality'], ['#/sla', 'SLA'], ['#/new', 'New ticket'],
+      ['#/availability', 'My availability']];
   }
   if (me.role === 'moderator') {
-    return [['#/queue', 'My queue'], ['#/tickets', 'Filed by me'], ['#/new', 'New ticket']];
+    return [['#/queue', 'My queue'], ['#/tickets', 'Filed by me'], ['#/new', 'New ticket'],
+      ['#/availability', 'My availability']];
   }
   return [['#/tickets', 'My tickets'], ['#/new', 'New ticket']];
 }
@@ -122,14 +128,20 @@ async function route({ focus = true } = {}) {
       renderNewTicket(main, ctx);
     } else if ((match = path.match(/^\/tickets\/([^/]+)$/))) {
       await renderTicket(main, ctx, decodeURIComponent(match[1]));
+    } else if (path === '/availability' && isStaff()) {
+      renderAvailability(main, ctx);
     } else if (path === '/people' && state.me.role === 'admin') {
       await renderPeople(main, ctx, params);
     } else if (path === '/jobs' && state.me.role === 'admin') {
       await renderJobs(main, ctx, params);
+    } else if (path === '/dashboard' && state.me.role === 'admin') {
+      await renderDashboard(main, ctx, params);
     } else if (path === '/inbound' && state.me.role === 'admin') {
       await renderInbound(main, ctx, params);
     } else if (path === '/sla' && state.me.role === 'admin') {
       await renderSla(main, ctx);
+    } else if (path === '/triage' && state.me.role === 'admin') {
+      await renderTriage(main, ctx, params);
     } else {
       ctx.setTitle('Not found');
       main.append(h('section', { class: 'page' },

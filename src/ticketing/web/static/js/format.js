@@ -59,6 +59,18 @@ export function analysisBadge(ticket) {
   return h('span', { class: `badge analysis-${state}` }, label);
 }
 
+/** Staff only: the analysis was unsure of the type or priority (below the threshold). */
+export function reviewBadge(ticket) {
+  if (!ticket.needs_review) return null;
+  const c = ticket.analysis_confidence || {};
+  const parts = Object.entries(c).map(([field, p]) => `${field === 'ticket_type' ? 'type' : field} ${Math.round(p * 100)} %`);
+  return h('span', {
+    class: 'badge review',
+    title: `Triage was unsure (${parts.join(', ') || 'low confidence'}): check the type and priority. `
+      + 'Setting either (even to the same value) clears this flag.',
+  }, 'Review');
+}
+
 export function roleBadge(role) {
   return h('span', { class: `badge role-${role}` }, ROLE[role] || role);
 }

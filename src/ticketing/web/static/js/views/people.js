@@ -1,5 +1,6 @@
-// Admin: people — list, invite, change role, edit skills, activate/deactivate.
+// Admin: people — list, invite, change role, edit skills and availability, activate/deactivate.
 import { get, patch, post } from '../api.js';
+import { availabilityBadge, availabilityFields, hoursSummary } from '../availability.js';
 import { chipsInput } from '../chips.js';
 import {
   announce, busy, clearFieldErrors, field, formError, h, nextId, replace, select, setFieldError,
@@ -36,7 +37,7 @@ export async function renderPeople(root, ctx, params) {
     replace(results,
       h('table', { class: 'people responsive' },
         h('caption', { class: 'sr-only' }, 'People'),
-        h('thead', null, h('tr', null, ['Person', 'Role', 'Skills', 'Status', 'Actions']
+        h('thead', null, h('tr', null, ['Person', 'Role', 'Skills', 'Availability', 'Status', 'Actions']
           .map((label) => h('th', { scope: 'col' }, label)))),
         h('tbody', null, rows)),
       cursor ? h('button', {
@@ -54,6 +55,12 @@ export async function renderPeople(root, ctx, params) {
           h('span', { class: 'muted small' }, self ? 'You · joined ' : 'Joined ', when(person.created_at)))),
       h('td', { dataset: { label: 'Role' } }, roleBadge(person.role)),
       h('td', { dataset: { label: 'Skills' } }, skillChips(person.skills)),
+      h('td', { dataset: { label: 'Availability' } },
+        h('div', { class: 'availability' },
+          availabilityBadge(person),
+          h('span', { class: 'muted small' }, `${hoursSummary(person)} (${person.timezone})`),
+          h('span', { class: 'muted small' },
+            person.max_open_tickets === null ? 'No cap' : `At most ${person.max_open_tickets} open`))),
       h('td', { dataset: { label: 'Status' } },
         h('span', { class: `badge ${person.is_active ? 'active' : 'inactive'}` }, ACTIVE[person.is_active])),
       h('td', { dataset: { label: 'Actions' } },
@@ -82,6 +89,7 @@ export async function renderPeople(root, ctx, params) {
     const name = h('input', { type: 'text', value: person.name || '', maxlength: '200', autocomplete: 'off' });
     const role = select(options(ROLE), person.role);
     const skills = chipsInput({ id: 'person-skills', label: 'Skills', values: person.skills });
+    const availability = availabilityFields(person, { prefix: 'person', cap: true });
     const form = h('form', { class: 'editor-form', novalidate: true, 'aria-label': `Edit ${person.email}` },
       h('div', { class: 'row' },
         field({ id: 'person-name', label: 'Name', control: name }),
@@ -90,6 +98,9 @@ export async function renderPeople(root, ctx, params) {
           hint: 'Changing the role signs the person out everywhere.',
         })),
       skills.element,
+      h('div', { class: 'subform' },
+        h('h3', null, 'Availability'),
+        availability.element),
       formError(),
       h('div', { class: 'actions' },
         h('button', { type: 'submit', class: 'button primary', id: 'save-person' }, 'Save changes'),
@@ -105,13 +116,14 @@ export async function renderPeople(root, ctx, params) {
       if (role.value !== person.role) body.role = role.value;
       const values = skills.values;
       if (values.join(',') !== person.skills.join(',')) body.skills = values;
+      Object.assign(body, availability.changes());
       if (!Object.keys(body).length) {
         announce('Nothing changed.');
         return;
       }
       busy(form, () => save(person, body, `Saved changes for ${person.email}.`, form));
     });
-    return h('tr', { class: 'editor' }, h('td', { colspan: '5' }, form));
+    return h('tr', { class: 'editor' }, h('td', { colspan: '6' }, form));
   }
 
   async function save(person, body, message, form) {

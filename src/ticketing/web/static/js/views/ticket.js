@@ -7,7 +7,7 @@ import {
 } from '../dom.js';
 import {
   PRIORITY, ROLE, STATUS, TYPE, analyser, analysisBadge, options, ticketNumber, personName, priorityBadge, skillChips,
-  slaCell, statusBadge, typeBadge, when,
+  reviewBadge, slaCell, statusBadge, typeBadge, when,
 } from '../format.js';
 import { failureMessage, fileList, filePicker, sendFiles } from '../files.js';
 
@@ -90,7 +90,7 @@ export async function renderTicket(root, ctx, ticketId) {
       h('h1', { tabindex: '-1', id: 'ticket-title' }, ticket.title),
       h('div', { class: 'badges' },
         statusBadge(ticket.status), priorityBadge(ticket.priority), typeBadge(ticket.ticket_type),
-        analysisBadge(ticket)));
+        analysisBadge(ticket), reviewBadge(ticket)));
     const ticketFiles = data.files.filter((f) => f.comment_id === null);
     replace(description,
       h('h2', { id: 'description-heading' }, 'Description'),
@@ -307,6 +307,14 @@ function triageInfo(ctx, ticket) {
     ['Analysed by', h('span', null, analysedBy(ticket),
       ticket.analyzed_at ? ' · ' : '', ticket.analyzed_at ? when(ticket.analyzed_at) : '')],
   ];
+  if (ticket.analysis_confidence) {
+    const c = ticket.analysis_confidence;
+    const parts = [['ticket_type', 'type'], ['priority', 'priority']]
+      .filter(([key]) => typeof c[key] === 'number')
+      .map(([key, label]) => `${label} ${Math.round(c[key] * 100)} %`);
+    rows.push(['Confidence', h('span', { id: 'analysis-confidence' }, parts.join(' · '),
+      ticket.needs_review ? h('span', { class: 'muted' }, ' (below the review threshold)') : null)]);
+  }
   if (ticket.analysis_error) rows.push(['AI error', h('span', { class: 'error-text' }, ticket.analysis_error)]);
   return h('dl', { class: 'details', id: 'triage-details' },
     rows.map(([term, value]) => h('div', { class: 'detail' }, h('dt', null, term), h('dd', null, value))));

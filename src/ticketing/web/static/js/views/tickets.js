@@ -3,7 +3,7 @@ import { get, post } from '../api.js';
 import { announce, busy, h, nextId, replace, select } from '../dom.js';
 import {
   ANALYSIS, PRIORITY, SLA, STATUS, TYPE, analysisBadge, options, personName, priorityBadge,
-  slaCell, ticketNumber, statusBadge, typeBadge, when,
+  reviewBadge, slaCell, ticketNumber, statusBadge, typeBadge, when,
 } from '../format.js';
 
 const POLL_MS = 2000;
@@ -191,6 +191,11 @@ function filterForm(ctx, config, filters, apply) {
 
 function assigneeCell(ctx, ticket) {
   if (!ticket.assigned_to) {
+    // Staff see why nobody has it yet: "waiting: nobody available (2 away, ...)".
+    const reason = ticket.assignment_reason || '';
+    if (reason.startsWith('waiting:')) {
+      return h('span', { class: 'muted', title: reason }, 'Waiting for someone free');
+    }
     return h('span', { class: 'muted' }, ticket.analysis_status === 'pending' ? 'Waiting for triage' : 'Unassigned');
   }
   if (!ctx.isStaff) return 'A support agent';
@@ -205,7 +210,7 @@ function table(ctx, config, items) {
     ['Priority', (t) => priorityBadge(t.priority)],
     ['SLA', (t) => slaCell(t)],
     ['Type', (t) => typeBadge(t.ticket_type)],
-    ['Analysis', (t) => analysisBadge(t)],
+    ['Analysis', (t) => h('span', { class: 'badges-inline' }, analysisBadge(t), ' ', reviewBadge(t))],
     ['Assignee', (t) => assigneeCell(ctx, t)],
     ['Updated', (t) => when(t.updated_at, { short: true })],
   ];
