@@ -149,6 +149,11 @@ RULES: dict[tuple[str, str], Rule] = {
         body={"policies": {"urgent": {"first_response_minutes": 60, "resolution_minutes": 240}}},
     ),
     ("GET", "/admin/reports/summary"): Rule(admins(200)),
+    ("GET", "/admin/triage/quality"): Rule(admins(200)),
+    ("GET", "/admin/triage/models"): Rule(admins(200)),
+    ("POST", "/admin/triage/train"): Rule(admins(202)),
+    # No trained version exists here: only an admin gets as far as looking it up.
+    ("POST", "/admin/triage/models/{version_id}/activate"): Rule(admins(404)),
     ("GET", "/admin/jobs/{job_id}"): Rule(admins(200)),
     ("POST", "/admin/jobs/retry-failed"): Rule(admins(202)),
     # The job under test is the ticket's triage job, done: only an admin gets as far as the
@@ -205,6 +210,7 @@ async def test_authorization_matrix(client, runtime, actors):
         "user_id": actors.ids["bob"],
         "attachment_id": r.json()["id"],
         "job_id": job_id,
+        "version_id": MISSING_ID,
     }
     missing_ids = dict.fromkeys(ids, MISSING_ID)
 
@@ -481,7 +487,12 @@ async def raw_call(
 # test_file_uploads_have_their_own_body_limit and tests/test_attachments.py.
 UPLOAD_ROUTES = {("POST", "/tickets/{ticket_id}/attachments")}
 BODY_ROUTES = sorted(
-    (method, path.format(ticket_id=MISSING_ID, user_id=MISSING_ID, job_id=MISSING_ID))
+    (
+        method,
+        path.format(
+            ticket_id=MISSING_ID, user_id=MISSING_ID, job_id=MISSING_ID, version_id=MISSING_ID
+        ),
+    )
     for method, path in RULES
     if method in ("POST", "PATCH", "PUT") and (method, path) not in UPLOAD_ROUTES
 )
