@@ -46,6 +46,7 @@ from bench.common import (
 from bench.seed import seed_people, ticket_rows
 from ticketing import flows
 from ticketing.config import Settings
+from ticketing.db import set_clock
 from ticketing.jobs import queue
 from ticketing.jobs.models import Job, JobStatus
 from ticketing.jobs.queue import JobKind
@@ -56,7 +57,7 @@ from ticketing.sla import service as sla_service
 from ticketing.sla.schemas import SlaPolicy, default_policy
 from ticketing.sla.service import SLA_RECOMPUTE
 from ticketing.tickets.deadlines import SLA_TIMER, timer_key
-from ticketing.tickets.models import Ticket
+from ticketing.tickets.models import Ticket, TicketEvent
 from ticketing.users.models import User
 
 TICKETS = cast(Table, Ticket.__table__)
@@ -78,9 +79,8 @@ def business_policy() -> SlaPolicy:
     )
 
 
-async def seed(runtime: Runtime, n: int, fire: int) -> None:
+async def seed(runtime: Runtime, n: int, fire: int, now: datetime) -> None:
     people = await seed_people(runtime.db, n_users=200, n_moderators=20)
-    now = datetime.now(UTC)
     rng = random.Random(7)
     rows = ticket_rows(n, people, now)
     for i, row in enumerate(rows):
@@ -214,8 +214,12 @@ async def run_engine(engine: str, args: argparse.Namespace, workdir: Path) -> di
     n, fire = args.tickets, args.fire
     result: dict[str, Any] = {"tickets": n}
     try:
+        # Time stands still for the run (the process clock, as in the tests): however long the
+        # passes take, the `fire` tickets are at risk, not yet breached, when their timers run.
+        frozen = datetime.now(UTC)
+        set_clock(lambda: frozen)
         log(f"[{engine}] seeding {n:,} open tickets")
-        await seed(runtime, n, fire)
+        await seed(runtime, n, fire, frozen)
 
         with measure(f"[{engine}] baseline pass") as m:
             await baseline_pass(runtime)
@@ -240,7 +244,7 @@ async def run_engine(engine: str, args: argparse.Namespace, workdir: Path) -> di
                 select(func.count()).where(
                     Job.kind == SLA_TIMER.name,
                     Job.status == JobStatus.queued,
-                    Job.run_after <= datetime.now(UTC),
+                    Job.run_after <= frozen,
                 )
             )
         result["timers_due"] = int(due or 0)
@@ -257,6 +261,13 @@ async def run_engine(engine: str, args: argparse.Namespace, workdir: Path) -> di
             result["warning_timers"]["ms_per_item"] / result["noop_jobs"]["ms_per_item"], 2
         )
         result["mails_queued"] = await count_jobs(runtime, "send_email", JobStatus.queued)
+        async with runtime.db.transaction() as session:
+            kinds = (
+                await session.execute(
+                    select(TicketEvent.kind, func.count()).group_by(TicketEvent.kind)
+                )
+            ).all()
+        result["events"] = {str(k): int(c) for k, c in kinds}
 
         # Timers that fire and find nothing (the due time moved): they only plan the next.
         sample = [f"{i}" for i in range(fire)]
@@ -269,12 +280,13 @@ async def run_engine(engine: str, args: argparse.Namespace, workdir: Path) -> di
             await session.execute(
                 update(Job)
                 .where(Job.key.in_([timer_key(i) for i in ids]), Job.status == JobStatus.queued)
-                .values(run_after=datetime.now(UTC))
+                .values(run_after=frozen)
             )
         with measure(f"[{engine}] {len(ids)} idle timers") as m:
             ran = await run_kind(runtime, handlers, SLA_TIMER.name)
         result["idle_timers"] = m.figures(ran) | {"jobs": ran}
     finally:
+        set_clock(None)
         await runtime.close()
         if engine == "postgres" and not args.keep_db:
             await drop_database(DB_NAME)
@@ -342,7 +354,8 @@ def report(results: dict[str, dict[str, Any]]) -> None:
     for engine, r in results.items():
         print(
             f"- {engine}: {r['timers_planned']:,} timer jobs queued for {r['tickets']:,} tickets "
-            f"(one each); {r['timers_due']:,} due at once; {r['mails_queued']:,} mails queued."
+            f"(one each); {r['timers_due']:,} due at once; {r['mails_queued']:,} mails queued; "
+            f"timeline events {r['events']}."
         )
 
 
