@@ -44,12 +44,13 @@ migrate: $(VENV)/.stamp-runtime
 	$(BIN)/ticketing db upgrade
 
 ## Benchmarks (not part of `make test`): API vs a minimal baseline, the triage pipeline, the
-## support mailbox read into tickets (needs dovecot-imapd), and the summary report.
+## support mailbox read into tickets (needs dovecot-imapd), the summary report, and the SLA timers.
 bench: $(VENV)/.stamp-dev
 	$(PY) -m bench.api $(BENCH_API_ARGS)
 	$(PY) -m bench.pipeline $(BENCH_PIPELINE_ARGS)
 	$(PY) -m bench.latency $(BENCH_LATENCY_ARGS)
 	$(PY) -m bench.mail $(BENCH_MAIL_ARGS)
+	$(PY) -m bench.sla $(BENCH_SLA_ARGS)
 	$(PY) -m bench.reports $(BENCH_REPORTS_ARGS)
 	$(PY) -m bench.routing $(BENCH_ROUTING_ARGS)
 

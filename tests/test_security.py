@@ -143,6 +143,11 @@ RULES: dict[tuple[str, str], Rule] = {
     ("PATCH", "/admin/users/{user_id}"): Rule(admins(200), body={"name": "Bob B."}),
     ("GET", "/admin/jobs"): Rule(admins(200)),
     ("GET", "/admin/inbound-emails"): Rule(admins(200)),
+    ("GET", "/admin/sla"): Rule(admins(200)),
+    ("PUT", "/admin/sla"): Rule(
+        admins(200),
+        body={"policies": {"urgent": {"first_response_minutes": 60, "resolution_minutes": 240}}},
+    ),
     ("GET", "/admin/reports/summary"): Rule(admins(200)),
     ("GET", "/admin/triage/quality"): Rule(admins(200)),
     ("GET", "/admin/triage/models"): Rule(admins(200)),

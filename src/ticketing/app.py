@@ -39,6 +39,7 @@ from ticketing.ratelimit import DistinctKeysWindow
 from ticketing.reports.routes import router as reports_router
 from ticketing.responses import EVERY_OPERATION
 from ticketing.runtime import Runtime, build_runtime, freeze_startup_heap
+from ticketing.sla.routes import router as sla_router
 from ticketing.tickets.routes import admin_router as tickets_admin_router
 from ticketing.tickets.routes import router as tickets_router
 from ticketing.triage.routes import router as triage_router
@@ -118,6 +119,7 @@ def create_app(
     app.include_router(mail_router)
     app.include_router(attachments_router)
     app.include_router(jobs_router)
+    app.include_router(sla_router)
     app.include_router(reports_router)
     app.include_router(triage_router)
     app.include_router(web_router)

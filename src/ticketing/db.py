@@ -36,8 +36,23 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_POOL_SIZE = 4
 
 
-def utcnow() -> datetime:
+def _system_clock() -> datetime:
     return datetime.now(UTC)
+
+
+# What "now" is for the whole process. Tests replace it (`set_clock`) to move time forward
+# instead of waiting: SLA timers, job due times and rate windows all read it.
+_clock: Callable[[], datetime] = _system_clock
+
+
+def utcnow() -> datetime:
+    return _clock()
+
+
+def set_clock(clock: Callable[[], datetime] | None) -> None:
+    """Make `utcnow()` answer `clock()` (None: the system clock again). For tests and tools."""
+    global _clock
+    _clock = clock or _system_clock
 
 
 def new_id() -> str:

@@ -41,7 +41,9 @@ from ticketing.notifications.tasks import make_send_email_handler
 from ticketing.routing import offers
 from ticketing.routing import service as routing
 from ticketing.runtime import Runtime
+from ticketing.sla.service import RECOMPUTE_KEY, SLA_RECOMPUTE
 from ticketing.tickets import service as tickets_service
+from ticketing.tickets.deadlines import SLA_TIMER
 from ticketing.tickets.models import Ticket
 from ticketing.tickets.service import TRIAGE_TICKET, AnalysisRecord
 from ticketing.triage import learning
@@ -99,9 +101,11 @@ async def triage_ticket(
         ticket = await tickets_service.find(session, ticket_id, for_update=True)
         if ticket is None:
             raise PermanentJobError(f"ticket {ticket_id} no longer exists")
+        previous_priority = ticket.priority
         tickets_service.record_analysis(
             session, ticket, _analysis_record(outcome, confidence, review)
         )
+        await tickets_service.refresh_sla(session, ticket, previous_priority)
         if before_commit is not None:
             await before_commit(session)
         # Routing takes a lock every triage in every worker waits for, held until the commit:
@@ -282,6 +286,51 @@ def _retention_handler(runtime: Runtime) -> JobHandler:
     return run_retention
 
 
+def _sla_timer_handler(runtime: Runtime) -> JobHandler:
+    async def run_sla_timer(ctx: JobContext) -> None:
+        ticket_id = ctx.job.payload.get("ticket_id")
+        if not isinstance(ticket_id, str):
+            raise PermanentJobError("sla_timer job without ticket_id")
+        async with runtime.db.transaction() as session:
+            outcome = await tickets_service.run_sla_timer(session, runtime.settings, ticket_id)
+            if outcome.reroute:
+                await _reroute_breached(session, runtime, ticket_id)
+            await ctx.finish(session)
+
+    return run_sla_timer
+
+
+async def _reroute_breached(session: AsyncSession, runtime: Runtime, ticket_id: str) -> None:
+    # A breached ticket whose assignee is away: give it to someone who can take it now.
+    ticket = await tickets_service.find(session, ticket_id)
+    if ticket is None or ticket.status not in (TicketStatus.open, TicketStatus.in_progress):
+        return
+    await session.flush()
+    decision = await routing.choose_assignee(
+        session, ticket.required_skills, ticket.id, requester_id=ticket.created_by
+    )
+    if decision.assignee is None or decision.assignee.id == ticket.assigned_to:
+        return
+    reason = f"SLA breached while the assignee was unavailable; {decision.reason}"
+    await tickets_service.assign(
+        session, runtime.settings, ticket, decision.assignee, reason, actor_id=None
+    )
+
+
+def _sla_recompute_handler(runtime: Runtime) -> JobHandler:
+    async def run_sla_recompute(ctx: JobContext) -> None:
+        # One batch per job, the next batch queued with this one's completion: a restart
+        # resumes where the chain stood.
+        after = str(ctx.job.payload.get("after") or "")
+        async with runtime.db.transaction() as session:
+            last = await tickets_service.recompute_sla_batch(session, after)
+            if last is not None:
+                queue.enqueue(session, SLA_RECOMPUTE, {"after": last}, key=RECOMPUTE_KEY)
+            await ctx.finish(session)
+
+    return run_sla_recompute
+
+
 async def train_triage_model(
     runtime: Runtime,
     activation: learning.Activation = "if_better",
@@ -335,6 +384,8 @@ def job_handlers(runtime: Runtime) -> JobHandlers:
         SEND_EMAIL: make_send_email_handler(runtime.sender, on_sent=_record_email_sent),
         SEND_SIGN_IN_CODE: make_send_sign_in_code_handler(runtime.settings),
         RETENTION: _retention_handler(runtime),
+        SLA_TIMER: _sla_timer_handler(runtime),
+        SLA_RECOMPUTE: _sla_recompute_handler(runtime),
         offers.recurring_offer_kind(runtime.settings.routing_retry_seconds): _offer_handler(
             runtime
         ),

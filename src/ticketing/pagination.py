@@ -82,6 +82,55 @@ def paginate(
     return stmt.limit(limit + 1)
 
 
+def encode_nullable_cursor(moment: datetime | None, row_id: str) -> str:
+    raw = json.dumps([moment.isoformat() if moment else None, row_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_nullable_cursor(cursor: str) -> tuple[datetime | None, str]:
+    """A cursor of `encode_nullable_cursor`: (moment or None, id); 422 for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        moment, row_id = json.loads(raw)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidField("Invalid cursor") from exc
+    if moment is None and isinstance(row_id, str) and _ID.fullmatch(row_id):
+        return None, row_id
+    return decode_cursor(cursor)
+
+
+def paginate_soonest(
+    stmt: Select[Any],
+    moment_col: InstrumentedAttribute[datetime | None],
+    id_col: InstrumentedAttribute[str],
+    *,
+    limit: int,
+    cursor: str | None,
+) -> Select[Any]:
+    """Keyset pagination by a nullable time, soonest first and rows without one last."""
+    if cursor:
+        moment, row_id = decode_nullable_cursor(cursor)
+        if moment is None:
+            stmt = stmt.where(moment_col.is_(None), id_col > row_id)
+        else:
+            stmt = stmt.where(
+                or_(
+                    moment_col > moment,
+                    and_(moment_col == moment, id_col > row_id),
+                    moment_col.is_(None),
+                )
+            )
+    return stmt.order_by(moment_col.asc().nulls_last(), id_col.asc()).limit(limit + 1)
+
+
+def page_of_soonest(rows: list[Any], limit: int, moment: str) -> tuple[list[Any], str | None]:
+    """`page_of` for `paginate_soonest`."""
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, encode_nullable_cursor(getattr(rows[-1], moment), rows[-1].id)
+
+
 def page_of(
     rows: list[Any], limit: int, *, moment: str = "created_at"
 ) -> tuple[list[Any], str | None]:

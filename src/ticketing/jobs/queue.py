@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, text, update
+from sqlalchemy import and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from ticketing.db import Database, lock_for_transaction, on_before_commit, utcnow
+from ticketing.db import Database, lock_for_transaction, new_id, on_before_commit, utcnow
 from ticketing.jobs.models import Job, JobStatus
 
 ERROR_MAX_CHARS = 4000
@@ -98,6 +98,51 @@ def enqueue(
     # Read by the after-commit hook that wakes workers in this process.
     session.info[ENQUEUED_FLAG] = True
     return job
+
+
+async def replace_queued(
+    session: AsyncSession,
+    kind: JobKind,
+    entries: Sequence[tuple[str, dict[str, Any], datetime | None]],
+) -> None:
+    """Queue one job per `(key, payload, run_at)` (None: now), replacing any job with that key
+    that is still queued: a timer that moved is re-planned, not doubled. A job with the key
+    that is running now is left alone (it finishes what it started)."""
+    await cancel_queued(session, [key for key, _, _ in entries])
+    if not entries:
+        return
+    now = utcnow()
+    # One multi-row INSERT rather than an ORM object per job: a policy change re-plans the
+    # timers of every open ticket.
+    await session.execute(
+        insert(Job),
+        [
+            {
+                "id": new_id(),
+                "kind": kind.name,
+                "payload": payload,
+                "key": key,
+                "status": JobStatus.queued,
+                "attempts": 0,
+                "max_attempts": kind.max_attempts,
+                "run_after": run_at or now,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for key, payload, run_at in entries
+        ],
+    )
+    session.info[ENQUEUED_FLAG] = True
+
+
+async def cancel_queued(session: AsyncSession, keys: Sequence[str], batch: int = 500) -> None:
+    """Delete the queued (not yet running) jobs with these keys."""
+    for i in range(0, len(keys), batch):
+        await session.execute(
+            delete(Job)
+            .where(Job.key.in_(keys[i : i + batch]), Job.status == JobStatus.queued)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def enqueue_next_run(session: AsyncSession, kind: JobKind) -> None:

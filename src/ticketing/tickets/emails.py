@@ -8,6 +8,7 @@ chain it to the ticket's earlier messages. Mail to the requester keeps one subje
 
 from __future__ import annotations
 
+from datetime import datetime
 from email.utils import make_msgid
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ticketing.config import Settings
 from ticketing.notifications import service as notifications
 from ticketing.notifications.senders import message_domain
+from ticketing.sla.service import Alert
 from ticketing.tickets import repository as repo
 from ticketing.tickets.models import Comment, MessageDirection, Ticket
 from ticketing.users.models import User
@@ -136,6 +138,40 @@ async def queue_resolved_email(
         **await _threaded(session, settings, ticket),
     )
     notifications.queue_email(session, message, ticket_id=ticket.id, kind="resolved")
+
+
+_TARGET_NAMES = {"first_response": "first response", "resolution": "resolution"}
+
+
+async def queue_sla_email(
+    session: AsyncSession,
+    settings: Settings,
+    ticket: Ticket,
+    recipient: User,
+    alert: Alert,
+    now: datetime,
+) -> None:
+    """Tell staff that a target of the ticket is at risk, or was missed."""
+    breach = alert.kind == "breach"
+    target = _TARGET_NAMES[alert.target]
+    what = f"{target} target missed" if breach else f"{target} due soon"
+    message = notifications.render_email(
+        settings,
+        "sla_breached" if breach else "sla_at_risk",
+        to=recipient.email,
+        subject=f"[#{ticket.number}] SLA {what}: {ticket.title}",
+        context={
+            "ticket": ticket,
+            "target": target,
+            "due_at": alert.due_at.strftime("%Y-%m-%d %H:%M UTC"),
+            "minutes": max(0, round(abs((alert.due_at - now).total_seconds()) / 60)),
+            "link": ticket_link(settings, ticket.id),
+        },
+        auto_submitted=True,
+        **await _threaded(session, settings, ticket),
+    )
+    kind = "sla_breach" if breach else "sla_warning"
+    notifications.queue_email(session, message, ticket_id=ticket.id, kind=kind)
 
 
 def record_received(session: AsyncSession, ticket: Ticket, message_id: str | None) -> None:

@@ -6,7 +6,7 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
     ColumnElement,
@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.db import contains_pattern
-from ticketing.pagination import Order, paginate
+from ticketing.pagination import Order, paginate, paginate_soonest
 from ticketing.tickets.models import (
     Comment,
     EventKind,
@@ -32,12 +32,22 @@ from ticketing.tickets.models import (
     TicketEvent,
     TicketMessage,
 )
-from ticketing.vocabulary import AnalysisStatus, Priority, Source, TicketStatus, TicketType
+from ticketing.vocabulary import (
+    AnalysisStatus,
+    Priority,
+    SlaStatus,
+    Source,
+    TicketStatus,
+    TicketType,
+)
 
 # What re-analysis re-routes, and (with `waiting`) what counts as someone's load.
 OPEN_STATES = (TicketStatus.open, TicketStatus.in_progress)
 LOAD_STATES = (*OPEN_STATES, TicketStatus.waiting)
 NUMBER_SEQUENCE = "ticket_number_seq"  # PostgreSQL, created by migration 0005
+# Lists: newest or oldest first, or "due": the nearest pending SLA due time first, tickets
+# with none last.
+TicketOrder = Literal["newest", "oldest", "due"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,7 @@ class TicketFilters:
     analysis_status: AnalysisStatus | None = None
     source: Source | None = None
     number: int | None = None
+    sla_status: SlaStatus | None = None
     q: str | None = None
 
 
@@ -89,7 +100,7 @@ async def list_page(
     filters: TicketFilters,
     limit: int,
     cursor: str | None,
-    order: Order,
+    order: TicketOrder,
 ) -> Sequence[Ticket]:
     stmt = select(Ticket)
     if visible is not None:
@@ -103,6 +114,7 @@ async def list_page(
         (Ticket.analysis_status, filters.analysis_status),
         (Ticket.source, filters.source),
         (Ticket.number, filters.number),
+        (Ticket.sla_status, filters.sla_status),
     ):
         if value is not None:
             stmt = stmt.where(column == value)
@@ -122,7 +134,10 @@ async def list_page(
                 if not rowids:
                     return []  # the index has every ticket the LIKE could match: none
                 stmt = stmt.where(literal_column(f"{Ticket.__tablename__}.rowid").in_(rowids))
-    stmt = paginate(stmt, Ticket.created_at, Ticket.id, limit=limit, cursor=cursor, order=order)
+    if order == "due":
+        stmt = paginate_soonest(stmt, Ticket.sla_next_due_at, Ticket.id, limit=limit, cursor=cursor)
+    else:
+        stmt = paginate(stmt, Ticket.created_at, Ticket.id, limit=limit, cursor=cursor, order=order)
     return (await session.scalars(stmt)).all()
 
 

@@ -10,7 +10,7 @@ from ticketing.attachments import service as attachments_service
 from ticketing.attachments.schemas import AttachmentOut
 from ticketing.deps import AdminUser, CurrentUser, SessionDep, SettingsDep, StaffUser
 from ticketing.errors import Forbidden
-from ticketing.pagination import Order, Page, page_of
+from ticketing.pagination import Order, Page, page_of, page_of_soonest
 from ticketing.responses import (
     BAD_CURSOR,
     FIELD_ERRORS,
@@ -22,7 +22,7 @@ from ticketing.responses import (
 )
 from ticketing.tickets import policy, service
 from ticketing.tickets.models import Comment, Ticket
-from ticketing.tickets.repository import TicketFilters
+from ticketing.tickets.repository import TicketFilters, TicketOrder
 from ticketing.tickets.schemas import (
     CommentCreate,
     CommentOut,
@@ -37,6 +37,7 @@ from ticketing.vocabulary import (
     AnalysisStatus,
     Priority,
     Role,
+    SlaStatus,
     Source,
     TicketStatus,
     TicketType,
@@ -77,6 +78,7 @@ def _filters(
     created_by: Id = None,
     analysis_status: AnalysisStatus | None = None,
     source: Source | None = None,
+    sla_status: SlaStatus | None = None,
     number: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     q: Annotated[str | None, Query(max_length=200)] = None,
 ) -> TicketFilters:
@@ -88,6 +90,7 @@ def _filters(
         analysis_status=analysis_status,
         source=source,
         number=number,
+        sla_status=sla_status,
         q=q or None,
     )
 
@@ -103,6 +106,14 @@ async def comments_out(
         )
         for c in comments
     ]
+
+
+def _ticket_page(
+    rows: list[Ticket], limit: int, order: TicketOrder
+) -> tuple[list[Ticket], str | None]:
+    if order == "due":
+        return page_of_soonest(rows, limit, "sla_next_due_at")
+    return page_of(rows, limit)
 
 
 # The filters both lists take (GET /tickets also filters by assignee).
@@ -140,13 +151,13 @@ async def list_tickets(
     assigned_to: Id = None,
     limit: Limit = 50,
     cursor: Cursor = None,
-    order: Order = "newest",
+    order: TicketOrder = "newest",
 ) -> Page[TicketOut]:
     filters = replace(filters, assigned_to=assigned_to)
     rows = await service.list_tickets(
         session, user, filters, limit=limit, cursor=cursor, order=order
     )
-    items, next_cursor = page_of(list(rows), limit)
+    items, next_cursor = _ticket_page(list(rows), limit, order)
     return Page(items=[ticket_out(t, user) for t in items], next_cursor=next_cursor)
 
 
@@ -160,7 +171,7 @@ async def moderator_tickets(
     moderator_id: Id = None,
     limit: Limit = 50,
     cursor: Cursor = None,
-    order: Order = "newest",
+    order: TicketOrder = "newest",
 ) -> Page[TicketOut]:
     queue_of = user.id
     if moderator_id is not None and moderator_id != user.id:
@@ -170,7 +181,7 @@ async def moderator_tickets(
     rows = await service.list_tickets(
         session, user, filters, limit=limit, cursor=cursor, order=order, queue_of=queue_of
     )
-    items, next_cursor = page_of(list(rows), limit)
+    items, next_cursor = _ticket_page(list(rows), limit, order)
     return Page(items=[ticket_out(t, user) for t in items], next_cursor=next_cursor)
 
 

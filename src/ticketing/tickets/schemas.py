@@ -15,6 +15,7 @@ from ticketing.vocabulary import (
     VISIBLE,
     AnalysisStatus,
     Priority,
+    SlaStatus,
     Source,
     StrictModel,
     TicketStatus,
@@ -74,6 +75,11 @@ class TicketOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     resolved_at: datetime | None
+    first_response_due_at: datetime | None = None
+    first_responded_at: datetime | None = None
+    resolution_due_at: datetime | None = None
+    sla_status: SlaStatus | None = None
+    sla_next_due_at: datetime | None = None  # the nearest pending due time (order=due)
     # What the viewer may do now (see tickets.policy): clients show these, never copy the rules.
     allowed_status: list[TicketStatus] = Field(default_factory=list)
     allowed_fields: list[str] = Field(default_factory=list)

@@ -21,10 +21,10 @@ from ticketing.jobs import queue
 from ticketing.jobs.queue import JobKind
 from ticketing.pagination import Order
 from ticketing.routing import offers
-from ticketing.tickets import emails, policy
+from ticketing.tickets import deadlines, emails, policy
 from ticketing.tickets import repository as repo
 from ticketing.tickets.models import Comment, EventKind, Ticket, TicketEvent
-from ticketing.tickets.repository import LOAD_STATES, TicketFilters, WaitingCursor
+from ticketing.tickets.repository import LOAD_STATES, TicketFilters, TicketOrder, WaitingCursor
 from ticketing.tickets.schemas import CommentCreate, TicketCreate, TicketUpdate
 from ticketing.triage import repository as triage_repo
 from ticketing.users import repository as users_repo
@@ -226,7 +226,7 @@ async def list_tickets(
     *,
     limit: int,
     cursor: str | None,
-    order: Order,
+    order: TicketOrder,
     queue_of: str | None = None,
 ) -> Sequence[Ticket]:
     """Tickets `user` may see; with `queue_of`, only those assigned to that person."""
@@ -266,6 +266,8 @@ async def update_ticket(
         repo.add_event(
             session, ticket.id, EventKind.updated, actor_id=user.id, data=changed, at=now
         )
+    if "priority" in changed:
+        await deadlines.priority_changed(session, ticket, now)
     if ticket.needs_review and ("priority" in fields or "ticket_type" in fields):
         # Staff set (or confirmed) what the analysis was unsure of.
         ticket.needs_review = False
@@ -326,6 +328,7 @@ async def _move(
             await emails.queue_resolved_email(session, settings, ticket, creator)
     elif new_status == TicketStatus.open:
         ticket.resolved_at = None
+    await deadlines.status_changed(session, ticket, old, now)
     repo.add_event(
         session,
         ticket.id,
@@ -395,6 +398,30 @@ def leave_unassigned(session: AsyncSession, ticket: Ticket, reason: str) -> None
     """Record why nobody could be given an unassigned ticket."""
     ticket.assignment_reason = reason
     repo.add_event(session, ticket.id, EventKind.unassigned, internal=True, data={"reason": reason})
+
+
+async def refresh_sla(
+    session: AsyncSession, ticket: Ticket, previous_priority: Priority | None
+) -> None:
+    """Compute the ticket's SLA due times and status now (after an analysis set its priority),
+    and plan its timer; a changed priority counts from the start, as a staff change does."""
+    if previous_priority is not None and previous_priority != ticket.priority:
+        await deadlines.priority_changed(session, ticket, utcnow())
+    else:
+        await deadlines.refresh(session, ticket, utcnow())
+
+
+async def recompute_sla_batch(session: AsyncSession, after: str) -> str | None:
+    """After a policy change: the next batch of active tickets (by id, after `after`); returns
+    the last id done, or None when all are done."""
+    return await deadlines.recompute_batch(session, after, utcnow())
+
+
+async def run_sla_timer(
+    session: AsyncSession, settings: Settings, ticket_id: str
+) -> deadlines.TimerOutcome:
+    """A ticket's SLA timer fired: raise what is due and plan the next (see deadlines)."""
+    return await deadlines.run_timer(session, settings, ticket_id, utcnow())
 
 
 def record_analysis(session: AsyncSession, ticket: Ticket, analysis: AnalysisRecord) -> None:
@@ -508,6 +535,7 @@ async def add_comment(
     if source == Source.email:
         emails.record_received(session, ticket, message_id)
     if not data.internal:
+        await deadlines.responded(session, ticket, user, now)
         moved = policy.move_on_requester_reply(user, ticket)
         if moved is not None:
             await _move(session, settings, ticket, moved, user, now)

@@ -9,6 +9,7 @@ import { renderNewTicket, clearDraft } from './views/new-ticket.js';
 import { renderPeople } from './views/people.js';
 import { renderJobs } from './views/jobs.js';
 import { renderInbound } from './views/inbound.js';
+import { renderSla } from './views/sla.js';
 import { renderDashboard } from './views/dashboard.js';
 import { renderAvailability } from './views/availability.js';
 import { renderTriage } from './views/triage.js';
@@ -38,7 +39,7 @@ function navItems(me) {
   if (me.role === 'admin') {
     return [['#/tickets', 'All tickets'], ['#/queue', 'My queue'], ['#/dashboard', 'Dashboard'],
       ['#/people', 'People'], ['#/jobs', 'Jobs'], ['#/inbound', 'Inbound mail'],
-      ['#/triage', 'Triage quality'], ['#/new', 'New ticket'],
+      ['#/triage', 'Triage quality'], ['#/sla', 'SLA'], ['#/new', 'New ticket'],
       ['#/availability', 'My availability']];
   }
   if (me.role === 'moderator') {
@@ -137,6 +138,8 @@ async function route({ focus = true } = {}) {
       await renderDashboard(main, ctx, params);
     } else if (path === '/inbound' && state.me.role === 'admin') {
       await renderInbound(main, ctx, params);
+    } else if (path === '/sla' && state.me.role === 'admin') {
+      await renderSla(main, ctx);
     } else if (path === '/triage' && state.me.role === 'admin') {
       await renderTriage(main, ctx, params);
     } else {

@@ -114,3 +114,30 @@ export function ticketNumber(ticket) {
       : null,
     `#${ticket.number}`);
 }
+
+export const SLA = { on_track: 'On track', at_risk: 'At risk', breached: 'Breached', met: 'Met' };
+
+/** "2 h 5 min", "3 d 4 h": a duration in minutes, roughly, for time left or overdue. */
+export function duration(minutes) {
+  const m = Math.max(0, Math.round(minutes));
+  if (m < 60) return `${m} min`;
+  if (m < 24 * 60) return `${Math.floor(m / 60)} h${m % 60 ? ` ${m % 60} min` : ''}`;
+  const hours = Math.floor((m % (24 * 60)) / 60);
+  return `${Math.floor(m / (24 * 60))} d${hours ? ` ${hours} h` : ''}`;
+}
+
+/** The SLA at a glance: its status, and the time left to (or past) the nearest due time the
+ *  server says is pending (`sla_next_due_at`). */
+export function slaCell(ticket, now = Date.now()) {
+  if (!ticket.sla_status) return h('span', { class: 'muted' }, '—');
+  const badge = h('span', { class: `badge sla-${ticket.sla_status}` }, SLA[ticket.sla_status] || ticket.sla_status);
+  if (!ticket.sla_next_due_at) return badge;
+  const left = (new Date(ticket.sla_next_due_at).getTime() - now) / 60000;
+  const text = left >= 0 ? `${duration(left)} left` : `${duration(-left)} overdue`;
+  return h('span', { class: 'sla-cell' }, badge, ' ',
+    h('time', {
+      class: left >= 0 ? 'sla-left' : 'sla-overdue',
+      datetime: ticket.sla_next_due_at,
+      title: `Due ${dateFormat.format(new Date(ticket.sla_next_due_at))}`,
+    }, text));
+}

@@ -12,7 +12,7 @@ const FILTER_OPTIONS = [...Object.entries(JOB_STATUS), ['any', 'Any status']];
 // Display names of the kinds this product has; any other kind is shown as it is.
 const KIND = {
   send_email: 'Email', triage_ticket: 'Ticket analysis', triage_train: 'Model training',
-  triage_retrain: 'Model retraining',
+  triage_retrain: 'Model retraining', sla_timer: 'SLA timer', sla_recompute: 'SLA recompute',
 };
 const WHEN = { failed: 'Failed', queued: 'Due', running: 'Started', done: 'Done' };
 

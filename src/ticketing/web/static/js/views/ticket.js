@@ -7,7 +7,7 @@ import {
 } from '../dom.js';
 import {
   PRIORITY, ROLE, STATUS, TYPE, analyser, analysisBadge, options, ticketNumber, personName, priorityBadge, skillChips,
-  reviewBadge, statusBadge, typeBadge, when,
+  reviewBadge, slaCell, statusBadge, typeBadge, when,
 } from '../format.js';
 import { failureMessage, fileList, filePicker, sendFiles } from '../files.js';
 
@@ -283,6 +283,14 @@ function detailsList(ctx, ticket) {
     ['Updated', when(ticket.updated_at)],
   ];
   if (ticket.resolved_at) rows.push(['Resolved', when(ticket.resolved_at)]);
+  if (ticket.sla_status) {
+    rows.push(['SLA', slaCell(ticket)]);
+    rows.push(['First response due', h('span', null, when(ticket.first_response_due_at),
+      ticket.first_responded_at ? h('span', { class: 'muted' }, ' · answered ', when(ticket.first_responded_at)) : null)]);
+    rows.push(['Resolution due', ticket.status === 'waiting'
+      ? h('span', null, when(ticket.resolution_due_at), h('span', { class: 'muted' }, ' · paused while waiting on the requester'))
+      : when(ticket.resolution_due_at)]);
+  }
   return h('dl', { class: 'details', id: 'ticket-details' },
     rows.map(([term, value]) => h('div', { class: 'detail' }, h('dt', null, term), h('dd', null, value))));
 }
@@ -395,7 +403,9 @@ function buildReplyForm(ctx, ticketId, path, staff, onPosted) {
 const EMAIL_KINDS = {
   assignment: 'assignment', resolved: 'ticket resolved', otp: 'sign-in code',
   acknowledgement: 'acknowledgement', reply: 'reply',
+  sla_warning: 'SLA at risk', sla_breach: 'SLA missed',
 };
+const SLA_TARGET = { first_response: 'first response', resolution: 'resolution' };
 
 function timelineItem(ctx, ticket, e) {
   const d = e.data || {};
@@ -430,6 +440,11 @@ function timelineItem(ctx, ticket, e) {
       break;
     case 'attachments_dropped':
       text = `Files not kept: ${(d.names || []).join(', ')}`;
+      break;
+    case 'sla_warning':
+    case 'sla_breached':
+      text = `SLA ${SLA_TARGET[d.target] || d.target} ${e.kind === 'sla_warning' ? 'at risk' : 'target missed'}`;
+      if (d.due_at) text += ` (due ${new Date(d.due_at).toLocaleString()})`;
       break;
     case 'emailed':
       text = `Emailed ${d.to || 'someone'} (${EMAIL_KINDS[d.kind] || d.kind || 'notification'})`;

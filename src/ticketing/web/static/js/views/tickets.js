@@ -2,12 +2,13 @@
 import { get, post } from '../api.js';
 import { announce, busy, h, nextId, replace, select } from '../dom.js';
 import {
-  ANALYSIS, PRIORITY, STATUS, TYPE, analysisBadge, options, personName, priorityBadge, ticketNumber,
-  reviewBadge, statusBadge, typeBadge, when,
+  ANALYSIS, PRIORITY, SLA, STATUS, TYPE, analysisBadge, options, personName, priorityBadge,
+  reviewBadge, slaCell, ticketNumber, statusBadge, typeBadge, when,
 } from '../format.js';
 
 const POLL_MS = 2000;
-const FILTERS = ['status', 'priority', 'ticket_type', 'analysis_status', 'assigned_to', 'q'];
+const FILTERS = ['status', 'priority', 'ticket_type', 'sla_status', 'analysis_status', 'assigned_to', 'q', 'order'];
+const ORDER = { '': 'Newest first', due: 'Most urgent first' };
 
 function modeConfig(ctx, mode) {
   if (mode === 'queue') {
@@ -157,6 +158,8 @@ function filterForm(ctx, config, filters, apply) {
   add('status', 'Status', select(options(STATUS, 'Any status'), filters.status));
   add('priority', 'Priority', select(options(PRIORITY, 'Any priority'), filters.priority));
   add('ticket_type', 'Type', select(options(TYPE, 'Any type'), filters.ticket_type));
+  add('sla_status', 'SLA', select(options(SLA, 'Any SLA'), filters.sla_status));
+  add('order', 'Sort', select(Object.entries(ORDER), filters.order));
   if (config.admin) {
     add('analysis_status', 'Analysis', select(options(ANALYSIS, 'Any analysis'), filters.analysis_status));
     const staff = [...(ctx.directory ? ctx.directory.values() : [])]
@@ -205,12 +208,13 @@ function table(ctx, config, items) {
       h('a', { href: `#/tickets/${encodeURIComponent(t.id)}`, class: 'ticket-link' }, t.title))],
     ['Status', (t) => statusBadge(t.status)],
     ['Priority', (t) => priorityBadge(t.priority)],
+    ['SLA', (t) => slaCell(t)],
     ['Type', (t) => typeBadge(t.ticket_type)],
     ['Analysis', (t) => h('span', { class: 'badges-inline' }, analysisBadge(t), ' ', reviewBadge(t))],
     ['Assignee', (t) => assigneeCell(ctx, t)],
     ['Updated', (t) => when(t.updated_at, { short: true })],
   ];
-  if (config.admin) columns.splice(6, 0, ['Filed by', (t) => personName(ctx, t.created_by, 'a user', { short: true })]);
+  if (config.admin) columns.splice(7, 0, ['Filed by', (t) => personName(ctx, t.created_by, 'a user', { short: true })]);
   return h('table', { class: 'tickets responsive' },
     h('caption', { class: 'sr-only' }, config.title),
     h('thead', null, h('tr', null, columns.map(([label]) => h('th', { scope: 'col' }, label)))),
