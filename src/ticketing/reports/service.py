@@ -83,7 +83,12 @@ async def summary(session: AsyncSession, period: Period) -> Summary:
         by_type[group.ticket_type.value if group.ticket_type else NONE_KEY] += group.created
     met = sum(group.sla_met for group in groups)
     breached = sum(group.sla_breached for group in groups)
-    times = await repo.period_times(session, period)
+    times = await repo.period_times(
+        session,
+        period,
+        responded=sum(group.responded for group in groups),
+        resolved=sum(group.resolved for group in groups),
+    )
 
     backlog = {state.value: 0 for state in repo.BACKLOG_STATES}
     backlog_priority = {p.value: 0 for p in Priority} | {NONE_KEY: 0}
