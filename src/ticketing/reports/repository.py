@@ -76,10 +76,11 @@ def minutes_between(dialect: str, start: Any, end: Any) -> ColumnElement[Any]:
 
 @dataclass(frozen=True)
 class PeriodGroup:
-    """The period's tickets of one priority and type."""
+    """The period's tickets of one priority, type and assignee."""
 
     priority: Priority | None
     ticket_type: TicketType | None
+    assigned_to: str | None
     created: int
     sla_met: int
     sla_breached: int
@@ -90,13 +91,15 @@ class PeriodGroup:
 
 
 async def period_groups(session: AsyncSession, period: Period) -> list[PeriodGroup]:
-    """The period's counts per (priority, type): at most 5 x 6 rows, summed by the caller
-    for the totals. One pass over a covering index."""
+    """The period's counts per (priority, type, assignee): at most 5 x 6 x (assignees + 1)
+    rows, summed by the caller for the totals and for each person's breached count. One pass
+    over a covering index."""
     analysed = Ticket.analysis_status.in_([AnalysisStatus.ai, AnalysisStatus.fallback])
     stmt = (
         select(
             Ticket.priority,
             Ticket.ticket_type,
+            Ticket.assigned_to,
             func.count(),
             _count_if(Ticket.sla_status == SlaStatus.met),
             _count_if(Ticket.sla_status == SlaStatus.breached),
@@ -106,10 +109,10 @@ async def period_groups(session: AsyncSession, period: Period) -> list[PeriodGro
             func.count(Ticket.resolved_at),
         )
         .where(_created_in(period))
-        .group_by(Ticket.priority, Ticket.ticket_type)
+        .group_by(Ticket.priority, Ticket.ticket_type, Ticket.assigned_to)
     )
     return [
-        PeriodGroup(row[0], row[1], *(int(v) for v in row[2:]))
+        PeriodGroup(row[0], row[1], row[2], *(int(v) for v in row[3:]))
         for row in await session.execute(stmt)
     ]
 
@@ -250,10 +253,13 @@ class AssigneeRow:
     breached: int
 
 
-async def by_assignee(session: AsyncSession, period: Period) -> list[AssigneeRow]:
-    """Per person: open now (their backlog), resolved in the period, breached among the
-    period's tickets. Every active staff member, and anyone else with a figure. Three grouped
-    counts, each answered by its own covering index, joined to the people."""
+async def by_assignee(
+    session: AsyncSession, period: Period, breached: dict[str, int]
+) -> list[AssigneeRow]:
+    """Per person: open now (their backlog), resolved in the period, and `breached` among the
+    period's tickets (counted by `period_groups`'s pass). Every active staff member, and
+    anyone else with a figure. Two grouped counts, each answered by its own covering index,
+    joined to the people."""
     assigned = Ticket.assigned_to.is_not(None)
 
     def per_person(name: str, *where: ColumnElement[bool]) -> Any:
@@ -266,7 +272,6 @@ async def by_assignee(session: AsyncSession, period: Period) -> list[AssigneeRow
 
     open_now = per_person("n", Ticket.status.in_(BACKLOG_STATES))
     resolved = per_person("n", _resolved_in(period))
-    breached = per_person("n", _created_in(period), Ticket.sla_status == SlaStatus.breached)
     person = aliased(User)
     open_count = func.coalesce(open_now.c.n, 0).label("open")
     name = func.coalesce(person.name, person.email)
@@ -276,24 +281,22 @@ async def by_assignee(session: AsyncSession, period: Period) -> list[AssigneeRow
             name.label("name"),
             open_count,
             func.coalesce(resolved.c.n, 0),
-            func.coalesce(breached.c.n, 0),
         )
         .select_from(person)
         .outerjoin(open_now, open_now.c.user_id == person.id)
         .outerjoin(resolved, resolved.c.user_id == person.id)
-        .outerjoin(breached, breached.c.user_id == person.id)
         .where(
             or_(
                 and_(person.role.in_(STAFF_ROLES), person.is_active.is_(True)),
                 open_now.c.user_id.is_not(None),
                 resolved.c.user_id.is_not(None),
-                breached.c.user_id.is_not(None),
+                person.id.in_([user_id for user_id, n in breached.items() if n]),
             )
         )
         .order_by(open_count.desc(), func.lower(name), person.id)
     )
     return [
-        AssigneeRow(row[0], row[1], int(row[2]), int(row[3]), int(row[4]))
+        AssigneeRow(row[0], row[1], int(row[2]), int(row[3]), breached.get(row[0], 0))
         for row in await session.execute(stmt)
     ]
 
