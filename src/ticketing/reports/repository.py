@@ -15,13 +15,14 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Float,
-    Integer,
     and_,
     case,
     cast,
     func,
+    literal,
     or_,
     select,
+    union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -66,43 +67,52 @@ def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
 def minutes_between(dialect: str, start: Any, end: Any) -> ColumnElement[Any]:
     """`end - start` in minutes (a float), as SQL on the given engine."""
     if dialect == "postgresql":
-        return func.extract("epoch", end - start) / 60.0
+        # date_part() is a double; EXTRACT() has been a numeric since PostgreSQL 14, and the
+        # numeric arithmetic and sort cost more than the rest of the percentile query together.
+        return func.date_part("epoch", end - start, type_=Float) / 60.0
     # SQLite keeps timestamps as UTC text: julianday() reads it as days.
     return (func.julianday(end) - func.julianday(start)) * 1440.0
 
 
 @dataclass(frozen=True)
 class PeriodGroup:
-    """The period's tickets of one priority and type."""
+    """The period's tickets of one priority, type and assignee."""
 
     priority: Priority | None
     ticket_type: TicketType | None
+    assigned_to: str | None
     created: int
     sla_met: int
     sla_breached: int
     analysed: int
     fallback: int
+    responded: int  # with a first response
+    resolved: int  # with a resolution
 
 
 async def period_groups(session: AsyncSession, period: Period) -> list[PeriodGroup]:
-    """The period's counts per (priority, type): at most 5 x 6 rows, summed by the caller
-    for the totals. One pass over a covering index."""
+    """The period's counts per (priority, type, assignee): at most 5 x 6 x (assignees + 1)
+    rows, summed by the caller for the totals and for each person's breached count. One pass
+    over a covering index."""
     analysed = Ticket.analysis_status.in_([AnalysisStatus.ai, AnalysisStatus.fallback])
     stmt = (
         select(
             Ticket.priority,
             Ticket.ticket_type,
+            Ticket.assigned_to,
             func.count(),
             _count_if(Ticket.sla_status == SlaStatus.met),
             _count_if(Ticket.sla_status == SlaStatus.breached),
             _count_if(analysed),
             _count_if(Ticket.analysis_status == AnalysisStatus.fallback),
+            func.count(Ticket.first_responded_at),
+            func.count(Ticket.resolved_at),
         )
         .where(_created_in(period))
-        .group_by(Ticket.priority, Ticket.ticket_type)
+        .group_by(Ticket.priority, Ticket.ticket_type, Ticket.assigned_to)
     )
     return [
-        PeriodGroup(row[0], row[1], *(int(v) for v in row[2:]))
+        PeriodGroup(row[0], row[1], row[2], *(int(v) for v in row[3:]))
         for row in await session.execute(stmt)
     ]
 
@@ -118,14 +128,18 @@ class Times:
     resolution_p90: float | None
 
 
-async def period_times(session: AsyncSession, period: Period) -> Times:
+async def period_times(
+    session: AsyncSession, period: Period, responded: int, resolved: int
+) -> Times:
     """The median and 90th percentile of the minutes to the first response and to the
     resolution of the period's tickets.
 
     Continuous percentiles (linear interpolation between the two nearest values), the same on
     both engines: PostgreSQL's percentile_cont (which skips NULLs), all four in one pass; on
     SQLite, which has no percentile function, the values are ranked by a window function and
-    the two either side of each percentile weighed in SQL.
+    the two either side of each percentile weighed here. `responded` and `resolved` are how
+    many of the period's tickets have each time (from `period_groups`): knowing them, SQLite
+    only numbers the sorted values instead of also counting them in a second window.
     """
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
@@ -140,39 +154,62 @@ async def period_times(session: AsyncSession, period: Period) -> Times:
         ).where(_created_in(period))
         values = list((await session.execute(stmt)).one())
     else:
-        values = [
-            *await _ranked_percentiles(session, period, Ticket.first_responded_at),
-            *await _ranked_percentiles(session, period, Ticket.resolved_at),
-        ]
+        values = await _ranked_percentiles(
+            session,
+            period,
+            ((Ticket.first_responded_at, responded), (Ticket.resolved_at, resolved)),
+        )
     first_median, first_p90, resolution_median, resolution_p90 = (_minutes(v) for v in values)
     return Times(first_median, first_p90, resolution_median, resolution_p90)
 
 
+def _rank_weights(p: float, n: int) -> tuple[int, float]:
+    """Continuous percentile `p` of `n` sorted values: the value at rank `lo` (from 0) weighs
+    `1 - weight`, the one at `lo + 1` weighs `weight` (linear interpolation)."""
+    position = p * (n - 1)
+    lo = int(position)
+    return lo, position - lo
+
+
 async def _ranked_percentiles(
-    session: AsyncSession, period: Period, until: Any
-) -> tuple[float | None, float | None]:
-    """SQLite: the percentiles of `created_at -> until` in minutes, by rank. One sort of the
-    period's values; only the rows either side of each percentile are summed."""
-    minutes = minutes_between("sqlite", Ticket.created_at, until)
-    values = select(minutes.label("m")).where(_created_in(period), until.is_not(None)).subquery()
-    ranked = select(
-        values.c.m,
-        (func.row_number().over(order_by=values.c.m) - 1).label("i"),
-        func.count().over().label("n"),
-    ).subquery()
-    m, i, n = ranked.c.m, ranked.c.i, ranked.c.n
-    sums = []
-    for p in PERCENTILES:
-        # position = p * (n - 1); the value is m[lo] + (m[lo + 1] - m[lo]) * (position - lo)
-        position = p * (n - 1)
-        lo = cast(position, Integer)
-        weight = position - lo
-        sums.append(func.sum(case((i == lo, m * (1 - weight)), (i == lo + 1, m * weight), else_=0)))
-    lowest = cast(PERCENTILES[0] * (n - 1), Integer)
-    highest = cast(PERCENTILES[-1] * (n - 1), Integer) + 1
-    stmt = select(func.count(), *sums).where(i.between(lowest, highest))
-    row = (await session.execute(stmt)).one()
-    return (row[1], row[2]) if row[0] else (None, None)
+    session: AsyncSession, period: Period, durations: Sequence[tuple[Any, int]]
+) -> list[float | None]:
+    """SQLite: the PERCENTILES of `created_at -> until` in minutes for each (until, count) of
+    `durations`, in one round trip. One sort per duration; only the (at most four) values
+    either side of the percentiles come back."""
+    selects = []
+    for k, (until, n) in enumerate(durations):
+        if not n:
+            continue
+        ranks = sorted(
+            {lo + d for p in PERCENTILES for lo, _ in [_rank_weights(p, n)] for d in (0, 1)}
+        )
+        minutes = minutes_between("sqlite", Ticket.created_at, until)
+        values = (
+            select(minutes.label("m")).where(_created_in(period), until.is_not(None)).subquery()
+        )
+        ranked = select(
+            values.c.m, (func.row_number().over(order_by=values.c.m) - 1).label("i")
+        ).subquery()
+        selects.append(
+            select(literal(k).label("k"), ranked.c.i, ranked.c.m).where(ranked.c.i.in_(ranks))
+        )
+    found: dict[tuple[int, int], float] = {}
+    if selects:
+        stmt = selects[0] if len(selects) == 1 else union_all(*selects)
+        found = {(int(k), int(i)): float(m) for k, i, m in (await session.execute(stmt)).all()}
+    results: list[float | None] = []
+    for k, (_, n) in enumerate(durations):
+        for p in PERCENTILES:
+            if not n:
+                results.append(None)
+                continue
+            lo, weight = _rank_weights(p, n)
+            value = found[k, lo] * (1 - weight)
+            if weight:
+                value += found[k, lo + 1] * weight
+            results.append(value)
+    return results
 
 
 async def resolved_count(session: AsyncSession, period: Period) -> int:
@@ -216,10 +253,13 @@ class AssigneeRow:
     breached: int
 
 
-async def by_assignee(session: AsyncSession, period: Period) -> list[AssigneeRow]:
-    """Per person: open now (their backlog), resolved in the period, breached among the
-    period's tickets. Every active staff member, and anyone else with a figure. Three grouped
-    counts, each answered by its own covering index, joined to the people."""
+async def by_assignee(
+    session: AsyncSession, period: Period, breached: dict[str, int]
+) -> list[AssigneeRow]:
+    """Per person: open now (their backlog), resolved in the period, and `breached` among the
+    period's tickets (counted by `period_groups`'s pass). Every active staff member, and
+    anyone else with a figure. Two grouped counts, each answered by its own covering index,
+    joined to the people."""
     assigned = Ticket.assigned_to.is_not(None)
 
     def per_person(name: str, *where: ColumnElement[bool]) -> Any:
@@ -232,7 +272,6 @@ async def by_assignee(session: AsyncSession, period: Period) -> list[AssigneeRow
 
     open_now = per_person("n", Ticket.status.in_(BACKLOG_STATES))
     resolved = per_person("n", _resolved_in(period))
-    breached = per_person("n", _created_in(period), Ticket.sla_status == SlaStatus.breached)
     person = aliased(User)
     open_count = func.coalesce(open_now.c.n, 0).label("open")
     name = func.coalesce(person.name, person.email)
@@ -242,24 +281,22 @@ async def by_assignee(session: AsyncSession, period: Period) -> list[AssigneeRow
             name.label("name"),
             open_count,
             func.coalesce(resolved.c.n, 0),
-            func.coalesce(breached.c.n, 0),
         )
         .select_from(person)
         .outerjoin(open_now, open_now.c.user_id == person.id)
         .outerjoin(resolved, resolved.c.user_id == person.id)
-        .outerjoin(breached, breached.c.user_id == person.id)
         .where(
             or_(
                 and_(person.role.in_(STAFF_ROLES), person.is_active.is_(True)),
                 open_now.c.user_id.is_not(None),
                 resolved.c.user_id.is_not(None),
-                breached.c.user_id.is_not(None),
+                person.id.in_([user_id for user_id, n in breached.items() if n]),
             )
         )
         .order_by(open_count.desc(), func.lower(name), person.id)
     )
     return [
-        AssigneeRow(row[0], row[1], int(row[2]), int(row[3]), int(row[4]))
+        AssigneeRow(row[0], row[1], int(row[2]), int(row[3]), breached.get(row[0], 0))
         for row in await session.execute(stmt)
     ]
 

@@ -81,9 +81,20 @@ async def summary(session: AsyncSession, period: Period) -> Summary:
     for group in groups:
         by_priority[group.priority.value if group.priority else NONE_KEY] += group.created
         by_type[group.ticket_type.value if group.ticket_type else NONE_KEY] += group.created
+    breached_by_person: dict[str, int] = {}
+    for group in groups:
+        if group.assigned_to is not None:
+            breached_by_person[group.assigned_to] = (
+                breached_by_person.get(group.assigned_to, 0) + group.sla_breached
+            )
     met = sum(group.sla_met for group in groups)
     breached = sum(group.sla_breached for group in groups)
-    times = await repo.period_times(session, period)
+    times = await repo.period_times(
+        session,
+        period,
+        responded=sum(group.responded for group in groups),
+        resolved=sum(group.resolved for group in groups),
+    )
 
     backlog = {state.value: 0 for state in repo.BACKLOG_STATES}
     backlog_priority = {p.value: 0 for p in Priority} | {NONE_KEY: 0}
@@ -128,7 +139,7 @@ async def summary(session: AsyncSession, period: Period) -> Summary:
                 resolved=row.resolved,
                 breached=row.breached,
             )
-            for row in await repo.by_assignee(session, period)
+            for row in await repo.by_assignee(session, period, breached_by_person)
         ],
         ai=AiFigures(
             analysed=sum(group.analysed for group in groups),
