@@ -234,8 +234,10 @@ async def test_an_old_title_with_a_line_break_no_longer_stops_its_mail(
                 select(Job.kind).where(Job.status != JobStatus.done, Job.kind == SEND_EMAIL.name)
             )
         ).all()
-        failed = await session.scalars(select(Job.kind).where(Job.status == JobStatus.failed))
-    assert stuck == [] and failed.all() == []
+        failed = (
+            await session.scalars(select(Job.kind).where(Job.status == JobStatus.failed))
+        ).all()
+    assert stuck == [] and failed == []
     [mail] = smtp.to("mod.py@example.com") or smtp.to(ADMIN_EMAIL)
     assert "\n" not in mail.subject and "Bcc" in mail.subject
     assert mail.message["Bcc"] is None and all("all@" not in r for r in mail.recipients)
