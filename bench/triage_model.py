@@ -82,7 +82,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
 
-    from ticketing.triage.evaluation import load_rows
+    from ticketing.triage.labelled import load_rows
     from ticketing.triage.learned import default_model
     from ticketing.triage.local import DEFAULT_SKILL_VOCABULARY, LocalAnalyzer
 

@@ -13,12 +13,8 @@ from typer.testing import CliRunner
 
 from ticketing.triage.base import Analysis, TriageError
 from ticketing.triage.commands import register
-from ticketing.triage.evaluation import (
-    LabelledRow,
-    evaluate,
-    load_rows,
-    skill_metrics,
-)
+from ticketing.triage.evaluation import evaluate, skill_metrics
+from ticketing.triage.labelled import LabelledRow, load_rows
 from ticketing.triage.local import LocalAnalyzer
 from ticketing.triage.metrics import ERROR_LABEL, classification_metrics
 from ticketing.vocabulary import Priority, TicketType

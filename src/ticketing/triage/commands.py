@@ -142,7 +142,8 @@ def register(app: typer.Typer) -> None:
         ] = 8,
     ) -> None:
         """Measure a triage provider against a labelled CSV file."""
-        from ticketing.triage.evaluation import evaluate, load_rows
+        from ticketing.triage.evaluation import evaluate
+        from ticketing.triage.labelled import load_rows
 
         try:
             rows = load_rows(file, limit=limit)

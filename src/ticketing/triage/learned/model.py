@@ -13,7 +13,6 @@ sha256 of the bytes). `load` checks all of that before it builds anything and ra
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import json
@@ -33,6 +32,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from ticketing.errors import ModelLoadError
+from ticketing.triage.labelled import load_rows
 from ticketing.triage.learned.features import (
     Vectoriser,
     VectoriserParams,
@@ -64,13 +64,6 @@ _ARRAYS = (
     "priority_coef",
     "priority_intercept",
 )
-
-_LABEL_TO_TYPE: dict[str, TicketType] = {
-    "bug": TicketType.bug,
-    "feature": TicketType.feature,
-    "enhancement": TicketType.feature,
-    "question": TicketType.support,
-}
 
 
 @dataclass(frozen=True)
@@ -515,61 +508,20 @@ def save_files(model: TrainedModel, directory: Path) -> tuple[Path, Path]:
 # ---------------------------------------------------------------- data and evaluation
 
 
-def _raise_field_size_limit() -> None:
-    limit = sys.maxsize
-    while True:
-        try:
-            csv.field_size_limit(limit)
-            return
-        except OverflowError:
-            limit //= 10
-
-
 def read_csv(path: str | Path, *, weight: float = 1.0) -> list[Example]:
-    """Labelled examples from a CSV: `title, description|body, ticket_type|label[, priority]`.
-
-    The NLBSE issue files' `label` (bug/feature/question) maps to bug/feature/support. Rows
-    without a type label are skipped. Raises ValueError for missing columns or unknown labels.
-    """
-    _raise_field_size_limit()
-    out: list[Example] = []
-    with Path(path).open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        columns = {name.strip().lower(): name for name in reader.fieldnames or ()}
-        if "title" not in columns:
-            raise ValueError(f"{path}: no 'title' column")
-        body = columns.get("description") or columns.get("body")
-        if body is None:
-            raise ValueError(f"{path}: no 'description' or 'body' column")
-        type_col = columns.get("ticket_type") or columns.get("label")
-        if type_col is None:
-            raise ValueError(f"{path}: no 'ticket_type' or 'label' column")
-        priority_col = columns.get("priority")
-        for line, raw in enumerate(reader, start=2):
-            label = (raw.get(type_col) or "").strip().lower()
-            if not label:
-                continue
-            try:
-                ticket_type = _LABEL_TO_TYPE.get(label) or TicketType(label)
-            except ValueError:
-                raise ValueError(f"{path}:{line}: unknown ticket type {label!r}") from None
-            priority: Priority | None = None
-            raw_priority = (raw.get(priority_col) or "").strip().lower() if priority_col else ""
-            if raw_priority:
-                try:
-                    priority = Priority(raw_priority)
-                except ValueError:
-                    raise ValueError(f"{path}:{line}: unknown priority {raw_priority!r}") from None
-            out.append(
-                Example(
-                    title=raw.get(columns["title"]) or "",
-                    description=raw.get(body) or "",
-                    ticket_type=ticket_type,
-                    priority=priority,
-                    weight=weight,
-                )
-            )
-    return out
+    """Training examples from a labelled CSV (see `ticketing.triage.labelled.load_rows`): rows
+    without a type label are skipped. Raises ValueError for missing columns or unknown labels."""
+    return [
+        Example(
+            title=row.title,
+            description=row.description,
+            ticket_type=TicketType(row.ticket_type),
+            priority=Priority(row.priority) if row.priority else None,
+            weight=weight,
+        )
+        for row in load_rows(path, require_type=True)
+        if row.ticket_type is not None
+    ]
 
 
 def _metrics(gold: Sequence[str], predicted: Sequence[str]) -> dict[str, Any]:
