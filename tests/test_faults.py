@@ -342,7 +342,10 @@ async def test_hanging_gemini_falls_back_within_the_timeout(pg_settings, runtime
         assert time.monotonic() - started < 10
         got = (await client.get(f"/tickets/{r.json()['id']}", headers=actors["admin"])).json()
         assert got["analysis_status"] == "fallback" and "timed out" in got["analysis_error"]
-        assert len(fake.requests) == 2  # one retry, then the fallback
+        assert "(2 attempts)" in got["analysis_error"]  # one retry, then the fallback
+        # The fake records a request once it has read it; on a loaded machine the second
+        # attempt can time out before the fake's thread gets that far.
+        assert 1 <= len(fake.requests) <= 2
 
 
 def _gemini(runtime, fake, timeout: float = 5.0, retries: int = 2):
