@@ -79,20 +79,22 @@ APP = _AppProxy()
 _SCHEMA_APP = create_app(_settings("sqlite+aiosqlite:///:memory:"))
 # Statuses a schema-valid request may get besides 2xx/401/403/404/409/429, and why: the
 # positive_data_acceptance check cannot know that a random code or cursor is wrong.
+# Free text in a query string (a cursor, `q=`) may be a NUL, which the middleware refuses with
+# the 400 every operation documents (PostgreSQL cannot hold NUL in text).
 _ALSO_ACCEPTABLE = [
-    ("/tickets", ["422"], "a generated cursor does not decode"),
-    ("/moderator/tickets", ["422"], "a generated cursor does not decode"),
-    ("/tickets/{ticket_id}/comments", ["422"], "a generated cursor does not decode"),
-    ("/tickets/{ticket_id}/events", ["422"], "a generated cursor does not decode"),
+    ("/tickets", ["400", "422"], "a generated cursor does not decode; NUL in the URL"),
+    ("/moderator/tickets", ["400", "422"], "a generated cursor does not decode; NUL in the URL"),
+    ("/tickets/{ticket_id}/comments", ["400", "422"], "a generated cursor; NUL in the URL"),
+    ("/tickets/{ticket_id}/events", ["400", "422"], "a generated cursor; NUL in the URL"),
     ("/tickets/{ticket_id}", ["422"], "assigned_to must name an active moderator or admin"),
     # email-validator is stricter than the `email` format: it refuses dotless domains such as
     # `noreply@localhost` (a constant schemathesis finds in the code) and reserved ones (.test).
     ("/auth/request-otp", ["422"], "email-validator"),
     ("/auth/verify-otp", ["400", "422"], "wrong code; email-validator"),
-    ("/admin/users", ["422"], "bad cursor (GET); email-validator (POST)"),
+    ("/admin/users", ["400", "422"], "bad cursor or NUL (GET); email-validator (POST)"),
     ("/tickets/{ticket_id}/attachments", ["422"], "a generated comment_id is not one of yours"),
-    ("/admin/jobs", ["422"], "a generated cursor does not decode"),
-    ("/admin/inbound-emails", ["422"], "a generated cursor does not decode"),
+    ("/admin/jobs", ["400", "422"], "a generated cursor does not decode; NUL in the URL"),
+    ("/admin/inbound-emails", ["400", "422"], "a generated cursor; NUL in the URL"),
     ("/admin/reports/summary", ["422"], "a generated from/to is not a date, or from is after to"),
     # A time zone must be a real IANA name, and a period's start must differ from its end (and
     # not be 24:00): rules a JSON Schema pattern cannot say.
