@@ -526,6 +526,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--list-warmup", type=float, default=1.0, help="warm-up, --tickets scenarios")
     p.add_argument("--quick", action="store_true", help="smoke run: 2 s runs, 5,000 tickets")
     args = p.parse_args(argv)
+    args.list_only = args.list_only or args.seed_only
     if args.quick:
         args.duration, args.warmup, args.list_duration, args.tickets = 2.0, 1.0, 2.0, 5000
     return args
