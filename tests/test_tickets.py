@@ -208,7 +208,7 @@ async def test_moderator_list_is_assigned_or_own_in_every_order(client, runtime,
         f"/tickets/{moved}", json={"assigned_to": actors.ids["mod_py"]}, headers=actors["admin"]
     )
     assert r.status_code == 200, r.text
-    everything = (await client.get("/tickets", params={"limit": 100}, headers=actors["admin"]))
+    everything = await client.get("/tickets", params={"limit": 100}, headers=actors["admin"])
     rows = {t["id"]: t for t in everything.json()["items"]}
     me = actors.ids["mod_py"]
 
