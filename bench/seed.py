@@ -283,6 +283,11 @@ async def top_up_tickets(db: Database, target: int, people: People) -> tuple[int
     return n, time.monotonic() - started
 
 
+# Above the engine's statement timeout: building a trigram index over a million tickets takes
+# minutes.
+BULK_TIMEOUT_S = 3600.0
+
+
 async def _copy_postgres(db: Database, chunks: Iterator[list[dict[str, Any]]]) -> None:
     columns = [c.name for c in TICKETS.columns]
     async with db.engine.connect() as conn:
@@ -303,13 +308,15 @@ async def _copy_postgres(db: Database, chunks: Iterator[list[dict[str, Any]]]) -
                 tuple(json.dumps(r[c]) if c == "required_skills" else r[c] for c in columns)
                 for r in rows
             ]
-            await apg.copy_records_to_table("tickets", records=records, columns=columns)
+            await apg.copy_records_to_table(
+                "tickets", records=records, columns=columns, timeout=BULK_TIMEOUT_S
+            )
             log(f"  {len(records):,} tickets copied")
         for index in indexes:
-            await apg.execute(index["indexdef"])
+            await apg.execute(index["indexdef"], timeout=BULK_TIMEOUT_S)
         # Numbers drawn from now on follow the seeded ones.
         await apg.execute("SELECT setval('ticket_number_seq', (SELECT max(number) FROM tickets))")
-        await apg.execute("VACUUM ANALYZE tickets")
+        await apg.execute("VACUUM ANALYZE tickets", timeout=BULK_TIMEOUT_S)
         await apg.execute("ANALYZE users")
 
 
