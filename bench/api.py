@@ -33,6 +33,7 @@ from bench.common import (
     Req,
     RssSampler,
     Service,
+    database_exists,
     drop_database,
     emit_json,
     free_port,
@@ -65,7 +66,12 @@ TARGET_CREATE_RATIO = 0.6
 TARGET_LIST_P99_MS = 50.0
 TARGET_RSS_MB = 200.0
 BASELINE_ARGS = ["bench.baseline_app:create_app", "--factory", "--no-access-log"]
-DEEP_DEPTHS = [10_000, 25_000, 50_000, 75_000, 99_000]
+# Deep cursors, as fractions of the tickets: 10,000 to 99,000 rows down at 100,000.
+DEEP_FRACTIONS = [0.1, 0.25, 0.5, 0.75, 0.99]
+# Issue 14, target 2: at a million tickets every list scenario p99 <= 20 ms on PostgreSQL
+# and <= 50 ms on SQLite.
+MILLION = 1_000_000
+TARGET_LIST_P99_MS_1M = {"postgres": 20.0, "sqlite": 50.0}
 
 
 @dataclass
@@ -119,16 +125,30 @@ class EngineRun:
         )
 
     def targets(self) -> dict[str, dict[str, Any]]:
+        # Create throughput and RSS only when the load runs ran (not with --list-only).
+        load = self.load_targets() if self.create is not None else {}
+        found = {k: v for k, v in load.items() if k != "rss_mb_under_load"}
+        if self.tickets_total >= MILLION:
+            limit = TARGET_LIST_P99_MS_1M[self.engine]
+            found["list_p99_ms_1m"] = {
+                "measured": round(self.worst_list_p99, 1),
+                "limit": f"<= {limit}",
+                "pass": bool(self.list_100k) and self.worst_list_p99 <= limit,
+            }
+        else:
+            found["list_p99_ms_100k"] = {
+                "measured": round(self.worst_list_p99, 1),
+                "limit": f"<= {TARGET_LIST_P99_MS}",
+                "pass": bool(self.list_100k) and self.worst_list_p99 <= TARGET_LIST_P99_MS,
+            }
+        return found | {k: v for k, v in load.items() if k == "rss_mb_under_load"}
+
+    def load_targets(self) -> dict[str, dict[str, Any]]:
         return {
             "create_throughput_vs_baseline": {
                 "measured": round(self.create_ratio, 3),
                 "limit": f">= {TARGET_CREATE_RATIO}",
                 "pass": self.create_ratio >= TARGET_CREATE_RATIO,
-            },
-            "list_p99_ms_100k": {
-                "measured": round(self.worst_list_p99, 1),
-                "limit": f"<= {TARGET_LIST_P99_MS}",
-                "pass": bool(self.list_100k) and self.worst_list_p99 <= TARGET_LIST_P99_MS,
             },
             "rss_mb_under_load": {
                 "measured": mb(self.rss_max_kb),
@@ -229,20 +249,41 @@ class Bench:
         args = self.args
         run = EngineRun(engine)
         started = time.monotonic()
+        sqlite_file = Path(args.sqlite_file) if args.sqlite_file else self.workdir / "bench_api.db"
         if engine == "postgres":
-            await recreate_database(PG_DB)
-            url = pg_url(PG_DB)
+            if not (args.reuse and await database_exists(args.pg_db)):
+                await recreate_database(args.pg_db)
+            url = pg_url(args.pg_db)
         else:
-            url = f"sqlite+aiosqlite:///{self.workdir / 'bench_api.db'}"
-        log(f"[{engine}] migrating a fresh database")
+            if not args.reuse:
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{sqlite_file}{suffix}").unlink(missing_ok=True)
+            url = f"sqlite+aiosqlite:///{sqlite_file}"
+        log(f"[{engine}] migrating the database")
         migrate(url, self.workdir)
         db = Database(url)
         try:
-            people = await seed.seed_people(db, args.users, args.moderators)
-            admin = people.tokens[people.admin_id]
-            creators = [people.tokens[u] for u in people.user_ids[: args.create_users]]
-            create_reqs = [Req("POST", "/tickets/create", t) for t in creators]
+            people = (await seed.load_people(db)) if args.reuse else None
+            if people is None:
+                people = await seed.seed_people(db, args.users, args.moderators)
+            else:
+                log(f"[{engine}] reusing {len(people.user_ids):,} users, tickets and all")
+            await self.run_phases(engine, run, db, url, people)
+        finally:
+            await db.dispose()
+            if engine == "postgres" and not args.keep_db:
+                await drop_database(args.pg_db)
+        run.seconds = time.monotonic() - started
+        return run
 
+    async def run_phases(
+        self, engine: str, run: EngineRun, db: Database, url: str, people: seed.People
+    ) -> None:
+        args = self.args
+        admin = people.tokens[people.admin_id]
+        creators = [people.tokens[u] for u in people.user_ids[: args.create_users]]
+        create_reqs = [Req("POST", "/tickets/create", t) for t in creators]
+        if not args.list_only:
             # 1. The baseline.
             log(f"[{engine}] baseline: POST /tickets/create")
             base, base_url = self.start_server(
@@ -262,24 +303,25 @@ class Bench:
             run.baseline_rss_max_kb = base_rss.max_rss_kb
             self.procs.stop(base)
 
-            # 2. Ours.
-            log(f"[{engine}] ticketing serve: POST /tickets/create, GET /tickets")
-            server, ours_url = self.start_server(
-                "ticketing-serve",
-                ticketing_cli("serve"),
-                {
-                    "database_url": url,
-                    "secret_key": SECRET_KEY,
-                    "worker": "external",
-                    "ticket_create_per_minute": 10_000_000,
-                    "access_token_expire_minutes": 24 * 60,
-                    "ai_provider": "local",
-                    "email_backend": "console",
-                    "log_level": args.log_level,
-                },
-            )
-            run.rss_idle_kb = proc_memory_kb(server.pid).get("VmRSS", 0)
-            with RssSampler(server.pid) as rss:
+        # 2. Ours.
+        log(f"[{engine}] ticketing serve")
+        server, ours_url = self.start_server(
+            "ticketing-serve",
+            ticketing_cli("serve"),
+            {
+                "database_url": url,
+                "secret_key": SECRET_KEY,
+                "worker": "external",
+                "ticket_create_per_minute": 10_000_000,
+                "access_token_expire_minutes": 24 * 60,
+                "ai_provider": "local",
+                "email_backend": "console",
+                "log_level": args.log_level,
+            },
+        )
+        run.rss_idle_kb = proc_memory_kb(server.pid).get("VmRSS", 0)
+        with RssSampler(server.pid) as rss:
+            if not args.list_only:
                 run.create = self.warm_and_measure(
                     ours_url,
                     f"{engine}-create",
@@ -297,39 +339,34 @@ class Bench:
                     connections=args.connections,
                 )
 
-                # 3. 100,000 tickets.
-                run.tickets_before_bulk = await seed.count_tickets(db)
-                log(f"[{engine}] topping up to {args.tickets:,} tickets")
-                run.bulk_rows, run.bulk_seconds = await seed.top_up_tickets(
-                    db, args.tickets, people
+            # 3. --tickets tickets (100,000 by default).
+            run.tickets_before_bulk = await seed.count_tickets(db)
+            log(f"[{engine}] topping up to {args.tickets:,} tickets")
+            run.bulk_rows, run.bulk_seconds = await seed.top_up_tickets(db, args.tickets, people)
+            run.tickets_total = await seed.count_tickets(db)
+            log(
+                f"[{engine}] {run.bulk_rows:,} rows in {run.bulk_seconds:.1f} s; "
+                f"{run.tickets_total:,} tickets"
+            )
+            if args.seed_only:
+                self.procs.stop(server)
+                return
+            cursors = await seed.deep_cursors(
+                db, [int(f * run.tickets_total) for f in DEEP_FRACTIONS]
+            )
+            for name, reqs in self.list_scenarios(people, cursors):
+                run.list_100k[name] = self.warm_and_measure(
+                    ours_url,
+                    f"{engine}-{name.split(':')[0].replace(' ', '-')}",
+                    reqs,
+                    warmup=args.list_warmup,
+                    duration=args.list_duration,
+                    connections=args.list_connections,
                 )
-                run.tickets_total = await seed.count_tickets(db)
-                log(
-                    f"[{engine}] {run.bulk_rows:,} rows in {run.bulk_seconds:.1f} s; "
-                    f"{run.tickets_total:,} tickets"
-                )
-                cursors = await seed.deep_cursors(
-                    db, [d for d in DEEP_DEPTHS if d < run.tickets_total]
-                )
-                for name, reqs in self.list_scenarios(people, cursors):
-                    run.list_100k[name] = self.warm_and_measure(
-                        ours_url,
-                        f"{engine}-{name.split(':')[0].replace(' ', '-')}",
-                        reqs,
-                        warmup=1,
-                        duration=args.list_duration,
-                        connections=args.list_connections,
-                    )
-                    run.list_100k_paths[name] = reqs[0].path
-            run.rss_max_kb = rss.max_rss_kb
-            run.rss_hwm_kb = rss.hwm_kb
-            self.procs.stop(server)
-        finally:
-            await db.dispose()
-            if engine == "postgres" and not args.keep_db:
-                await drop_database(PG_DB)
-        run.seconds = time.monotonic() - started
-        return run
+                run.list_100k_paths[name] = reqs[0].path
+        run.rss_max_kb = rss.max_rss_kb
+        run.rss_hwm_kb = rss.hwm_kb
+        self.procs.stop(server)
 
     def list_scenarios(
         self, people: seed.People, cursors: list[str]
@@ -412,18 +449,22 @@ def print_report(runs: list[EngineRun], loadgen: str, args: argparse.Namespace) 
         f"after {args.warmup:g} s warm-up; server: one process, WORKER=external.\n"
     )
     for run in runs:
-        print(f"## {run.engine}: POST /tickets/create and GET /tickets?limit=50\n")
-        print(
-            markdown_table(
-                headers,
-                [
-                    row("baseline create (1 INSERT)", run.baseline_create),
-                    row("ours create", run.create),
-                    row(f"ours list, admin ({run.tickets_before_bulk:,} tickets)", run.list_page),
-                ],
+        if run.create is not None:
+            print(f"## {run.engine}: POST /tickets/create and GET /tickets?limit=50\n")
+            print(
+                markdown_table(
+                    headers,
+                    [
+                        row("baseline create (1 INSERT)", run.baseline_create),
+                        row("ours create", run.create),
+                        row(
+                            f"ours list, admin ({run.tickets_before_bulk:,} tickets)",
+                            run.list_page,
+                        ),
+                    ],
+                )
             )
-        )
-        print(f"\ncreate throughput ours/baseline: {run.create_ratio:.2f}; {run.cpu_note()}\n")
+            print(f"\ncreate throughput ours/baseline: {run.create_ratio:.2f}; {run.cpu_note()}\n")
         print(
             f"## {run.engine}: GET /tickets with {run.tickets_total:,} tickets "
             f"({run.bulk_rows:,} bulk-inserted in {run.bulk_seconds:.1f} s)\n"
@@ -453,15 +494,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--list-connections", type=int, default=1, help="connections, 100k scenarios (latency)"
     )
-    p.add_argument("--tickets", type=int, default=100_000, help="tickets for the list scenarios")
+    p.add_argument(
+        "--tickets",
+        type=int,
+        default=100_000,
+        help="tickets for the list scenarios; at 1,000,000 or more the targets are issue 14's "
+        "(p99 <= 20 ms PostgreSQL, 50 ms SQLite)",
+    )
     p.add_argument("--users", type=int, default=1000, help="users owning the tickets")
     p.add_argument("--moderators", type=int, default=20)
     p.add_argument("--create-users", type=int, default=50, help="users filing tickets in turn")
     p.add_argument("--loadgen", choices=["auto", "wrk", "httpx"], default="auto")
     p.add_argument("--log-level", default="INFO", help="LOG_LEVEL of the server (INFO: default)")
-    p.add_argument("--keep-db", action="store_true", help="keep the bench_api PostgreSQL database")
+    p.add_argument("--keep-db", action="store_true", help="keep the PostgreSQL database")
+    p.add_argument("--pg-db", default=PG_DB, help="PostgreSQL database: bench_* or <x>_bench_*")
+    p.add_argument("--sqlite-file", help="SQLite file (kept), instead of one in a temporary dir")
+    p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="reuse the database of an earlier --keep-db/--sqlite-file run: migrate it, keep its "
+        "people and tickets, top up to --tickets (for EXPLAIN and before/after comparisons)",
+    )
+    p.add_argument(
+        "--list-only",
+        action="store_true",
+        help="skip the create/list load runs and the baseline: only the --tickets scenarios",
+    )
+    p.add_argument(
+        "--seed-only", action="store_true", help="seed (with --keep-db/--sqlite-file) and stop"
+    )
+    p.add_argument("--list-warmup", type=float, default=1.0, help="warm-up, --tickets scenarios")
     p.add_argument("--quick", action="store_true", help="smoke run: 2 s runs, 5,000 tickets")
     args = p.parse_args(argv)
+    args.list_only = args.list_only or args.seed_only
     if args.quick:
         args.duration, args.warmup, args.list_duration, args.tickets = 2.0, 1.0, 2.0, 5000
     return args
@@ -512,6 +577,7 @@ async def amain(args: argparse.Namespace) -> None:
                     "moderators",
                     "create_users",
                     "log_level",
+                    "list_only",
                 )
             },
             "engines": {run.engine: run.figures() for run in runs},

@@ -229,8 +229,9 @@ def pg_url(name: str, admin_dsn: str = PG_ADMIN_DSN) -> str:
 
 
 def _check_name(name: str) -> None:
-    if not name.startswith("bench_") or not name.replace("_", "").isalnum():
-        raise ValueError(f"benchmark databases are named bench_*: {name!r}")
+    # bench_* or, for a run beside others on a shared server, <prefix>_bench_*.
+    if "bench" not in name.split("_")[:2] or not name.replace("_", "").isalnum():
+        raise ValueError(f"benchmark databases are named bench_* or <prefix>_bench_*: {name!r}")
 
 
 async def recreate_database(name: str, admin_dsn: str = PG_ADMIN_DSN) -> None:
@@ -242,6 +243,15 @@ async def recreate_database(name: str, admin_dsn: str = PG_ADMIN_DSN) -> None:
         )
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
         await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def database_exists(name: str, admin_dsn: str = PG_ADMIN_DSN) -> bool:
+    _check_name(name)
+    conn = await asyncpg.connect(admin_dsn, timeout=10)
+    try:
+        return bool(await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name))
     finally:
         await conn.close()
 

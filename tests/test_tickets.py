@@ -177,6 +177,63 @@ async def test_visibility_per_role(client, runtime, actors):
     assert {t["id"] for t in admin_list} == {mine["id"], others["id"]}
 
 
+async def pages(client, headers, params):
+    """Every id of a list, read two at a time through the cursors."""
+    ids: list[str] = []
+    cursor = None
+    while True:
+        query = {"limit": 2, **params} | ({"cursor": cursor} if cursor else {})
+        r = await client.get("/tickets", params=query, headers=headers)
+        assert r.status_code == 200, r.text
+        ids += [t["id"] for t in r.json()["items"]]
+        cursor = r.json()["next_cursor"]
+        if not cursor:
+            return ids
+
+
+async def test_moderator_list_is_assigned_or_own_in_every_order(client, runtime, actors):
+    """A moderator's list (tickets assigned to them or filed by them, read as two index ranges
+    merged) holds the same tickets in the same order as the admin's list with that rule
+    applied, page after page, in every order and with a filter."""
+    for _ in range(3):
+        await file(client, actors["alice"])  # routed to mod_py
+    neither = (await file(client, actors["bob"], WEB_TICKET))["id"]  # to mod_web
+    await file(client, actors["mod_py"], WEB_TICKET)  # filed by mod_py, worked by mod_web
+    both = (await file(client, actors["mod_py"]))["id"]  # filed by mod_py, assigned below
+    await file(client, actors["mod_web"])  # filed by mod_web, routed to mod_py
+    await drain(runtime)
+    moved = (await file(client, actors["bob"], WEB_TICKET))["id"]
+    await drain(runtime)
+    for ticket_id in (moved, both):
+        r = await client.patch(
+            f"/tickets/{ticket_id}",
+            json={"assigned_to": actors.ids["mod_py"]},
+            headers=actors["admin"],
+        )
+        assert r.status_code == 200, r.text
+    everything = await client.get("/tickets", params={"limit": 100}, headers=actors["admin"])
+    rows = {t["id"]: t for t in everything.json()["items"]}
+    me = actors.ids["mod_py"]
+
+    def mine(ticket_id: str) -> bool:
+        return me in (rows[ticket_id]["assigned_to"], rows[ticket_id]["created_by"])
+
+    for params in (
+        {},
+        {"order": "oldest"},
+        {"order": "due"},
+        {"status": "open"},
+        {"order": "oldest", "q": "python"},
+    ):
+        expected = [i for i in await pages(client, actors["admin"], params) if mine(i)]
+        assert await pages(client, actors["mod_py"], params) == expected, params
+    # Both kinds are there, and a ticket of neither kind is not.
+    listed = await pages(client, actors["mod_py"], {})
+    assert moved in listed and neither not in listed and len(listed) >= 6
+    assert listed.count(both) == 1  # assigned to and filed by mod_py: listed once
+    assert any(rows[i]["created_by"] == me and rows[i]["assigned_to"] != me for i in listed)
+
+
 async def test_moderator_queue(client, runtime, actors):
     await file(client, actors["alice"])
     await file(client, actors["bob"], WEB_TICKET)

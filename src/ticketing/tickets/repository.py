@@ -12,6 +12,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    Select,
     and_,
     case,
     func,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    union,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -96,15 +98,15 @@ async def add(session: AsyncSession, ticket: Ticket) -> Ticket:
 async def list_page(
     session: AsyncSession,
     *,
-    visible: ColumnElement[bool] | None,
+    visible: Sequence[ColumnElement[bool]] | None,
     filters: TicketFilters,
     limit: int,
     cursor: str | None,
     order: TicketOrder,
 ) -> Sequence[Ticket]:
-    stmt = select(Ticket)
-    if visible is not None:
-        stmt = stmt.where(visible)
+    """A page of tickets matching `filters` and any one of the `visible` conditions (None:
+    every ticket), in `order` from `cursor` on; limit + 1 rows, to tell whether there is more."""
+    conditions: list[ColumnElement[bool]] = []
     for column, value in (
         (Ticket.status, filters.status),
         (Ticket.priority, filters.priority),
@@ -117,11 +119,11 @@ async def list_page(
         (Ticket.sla_status, filters.sla_status),
     ):
         if value is not None:
-            stmt = stmt.where(column == value)
+            conditions.append(column == value)
     if filters.q:
         needle = filters.q.lower()
         pattern = contains_pattern(needle)
-        stmt = stmt.where(
+        conditions.append(
             or_(
                 func.lower(Ticket.title).like(pattern, escape="\\"),
                 func.lower(Ticket.description).like(pattern, escape="\\"),
@@ -133,11 +135,30 @@ async def list_page(
             if rowids is not None:
                 if not rowids:
                     return []  # the index has every ticket the LIKE could match: none
-                stmt = stmt.where(literal_column(f"{Ticket.__tablename__}.rowid").in_(rowids))
-    if order == "due":
-        stmt = paginate_soonest(stmt, Ticket.sla_next_due_at, Ticket.id, limit=limit, cursor=cursor)
-    else:
-        stmt = paginate(stmt, Ticket.created_at, Ticket.id, limit=limit, cursor=cursor, order=order)
+                conditions.append(literal_column(f"{Ticket.__tablename__}.rowid").in_(rowids))
+
+    def in_order(stmt: Any, moment: Any = None, row_id: Any = Ticket.id) -> Select[Any]:
+        if order == "due":
+            moment = Ticket.sla_next_due_at if moment is None else moment
+            return paginate_soonest(stmt, moment, row_id, limit=limit, cursor=cursor)
+        moment = Ticket.created_at if moment is None else moment
+        return paginate(stmt, moment, row_id, limit=limit, cursor=cursor, order=order)
+
+    if visible is None or len(visible) == 1:
+        stmt = in_order(select(Ticket).where(*(visible or ()), *conditions))
+        return (await session.scalars(stmt)).all()
+    # "Assigned to me or filed by me" as one OR cannot follow either index in order: both
+    # engines fetch every ticket of both kinds and sort them (a moderator has thousands).
+    # Each alternative alone is one ordered index range (index-only: the key is in the index),
+    # and the page is among the first limit + 1 of one or the other: merge those keys (UNION:
+    # a ticket of both kinds once), keep the first limit + 1 and read only those tickets.
+    # Keys only, not whole rows: SQLAlchemy builds a union of whole-row subqueries far slower
+    # (about 5 ms a request) than the database runs it.
+    moment = Ticket.sla_next_due_at if order == "due" else Ticket.created_at
+    firsts = [in_order(select(moment, Ticket.id).where(v, *conditions)).subquery() for v in visible]
+    merged = union(*(select(first) for first in firsts)).subquery()
+    page = in_order(select(merged.c.id), merged.c[moment.key], merged.c.id)
+    stmt = in_order(select(Ticket).where(Ticket.id.in_(page)))
     return (await session.scalars(stmt)).all()
 
 

@@ -231,7 +231,9 @@ async def list_tickets(
 ) -> Sequence[Ticket]:
     """Tickets `user` may see; with `queue_of`, only those assigned to that person."""
     visible = (
-        repo.assigned_to_clause(queue_of) if queue_of is not None else policy.visible_clause(user)
+        [repo.assigned_to_clause(queue_of)]
+        if queue_of is not None
+        else policy.visible_alternatives(user)
     )
     return await repo.list_page(
         session, visible=visible, filters=filters, limit=limit, cursor=cursor, order=order
