@@ -7,6 +7,7 @@ Every rule about access to a ticket lives here, once. The API reports the outcom
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from enum import StrEnum
 
 from sqlalchemy import ColumnElement
@@ -96,39 +97,73 @@ def visible_alternatives(user: User) -> list[ColumnElement[bool]] | None:
     return [Ticket.created_by == user.id]
 
 
+def _staff_only(mine: frozenset[Party]) -> bool:
+    return Party.admin in mine or (Party.staff in mine and Party.creator not in mine)
+
+
 def sees_staff_only(user: User, ticket: Ticket) -> bool:
     """Whether `user` reads and writes internal notes, and sees staff-only events and fields:
     admins, and the ticket's assignee unless they filed it. A requester never does (a
     moderator who files a ticket is its requester there), unless an admin."""
-    mine = parties(user, ticket)
-    return Party.admin in mine or (Party.staff in mine and Party.creator not in mine)
+    return _staff_only(parties(user, ticket))
 
 
-def allowed_actions(user: User, ticket: Ticket) -> list[str]:
-    """What else `user` may do with `ticket`: `internal_notes` (see `sees_staff_only`) and
-    `reanalyze` (queue a new analysis)."""
+def _actions(user: User, mine: frozenset[Party]) -> list[str]:
     actions = []
-    if sees_staff_only(user, ticket):
+    if _staff_only(mine):
         actions.append("internal_notes")
     if user.role == Role.admin:
         actions.append("reanalyze")
     return actions
 
 
-def allowed_status(user: User, ticket: Ticket) -> list[TicketStatus]:
-    """The statuses `user` may move `ticket` to now."""
-    mine = parties(user, ticket)
+def _statuses(ticket: Ticket, mine: frozenset[Party]) -> list[TicketStatus]:
     return [to for (start, to), who in TRANSITIONS.items() if start == ticket.status and who & mine]
 
 
-def allowed_fields(user: User, ticket: Ticket) -> list[str]:
-    """The fields other than status `user` may change on `ticket` now."""
-    mine = parties(user, ticket)
+def _fields(ticket: Ticket, mine: frozenset[Party]) -> list[str]:
     return [
         name
         for name, who in FIELD_PARTIES.items()
         if who & mine and not (name == "assigned_to" and ticket.status == TicketStatus.closed)
     ]
+
+
+def allowed_actions(user: User, ticket: Ticket) -> list[str]:
+    """What else `user` may do with `ticket`: `internal_notes` (see `sees_staff_only`) and
+    `reanalyze` (queue a new analysis)."""
+    return _actions(user, parties(user, ticket))
+
+
+def allowed_status(user: User, ticket: Ticket) -> list[TicketStatus]:
+    """The statuses `user` may move `ticket` to now."""
+    return _statuses(ticket, parties(user, ticket))
+
+
+def allowed_fields(user: User, ticket: Ticket) -> list[str]:
+    """The fields other than status `user` may change on `ticket` now."""
+    return _fields(ticket, parties(user, ticket))
+
+
+@dataclass(frozen=True, slots=True)
+class Grants:
+    """Everything a ticket's representation says `user` may do, worked out once (a list page
+    asks this for each of its tickets)."""
+
+    status: list[TicketStatus]
+    fields: list[str]
+    actions: list[str]
+    staff_only: bool
+
+
+def grants(user: User, ticket: Ticket) -> Grants:
+    mine = parties(user, ticket)
+    return Grants(
+        status=_statuses(ticket, mine),
+        fields=_fields(ticket, mine),
+        actions=_actions(user, mine),
+        staff_only=_staff_only(mine),
+    )
 
 
 def check_fields(user: User, ticket: Ticket, fields: Iterable[str]) -> None:
