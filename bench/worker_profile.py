@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import cProfile
 import io
+import os
 import pstats
 import re
 import sys
@@ -50,7 +51,7 @@ from ticketing.tickets.schemas import TicketCreate
 from ticketing.users import service as users_service
 from ticketing.vocabulary import Role
 
-PG_DB = "bench_worker_profile"
+PG_DB = os.environ.get("BENCH_WORKER_PROFILE_DB", "bench_worker_profile")
 _WORDS = re.compile(r"[A-Za-z_]+")
 
 
