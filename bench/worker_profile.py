@@ -193,6 +193,8 @@ async def run(args: argparse.Namespace) -> None:
         print("\nOne of each:\n")
         for key, _value in statements.most_common():
             print(f"- `{key}`: `{samples[key][:300]}`")
+    if args.save:
+        profiler.dump_stats(args.save)  # for pstats: callers, callees
     stream = io.StringIO()
     stats = pstats.Stats(profiler, stream=stream)
     stats.sort_stats("cumulative").print_stats(args.top)
@@ -223,6 +225,7 @@ def main() -> None:
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--ai-delay", type=float, default=0.05)
     p.add_argument("--statements", action="store_true", help="print one statement of each key")
+    p.add_argument("--save", help="write the cProfile stats to this file")
     p.add_argument("--top", type=int, default=40)
     args = p.parse_args()
     install_signal_handlers()  # a SIGTERM stops the fake Gemini too
