@@ -465,9 +465,8 @@ async def record_email_sent(
     session: AsyncSession, ticket_id: str, *, to: str | None, kind: str | None
 ) -> None:
     """A ticket's email went out: a timeline line (public only for what the requester got)."""
-    if not await repo.exists(session, ticket_id):
-        return  # the ticket was deleted meanwhile; the mail is gone anyway
-    repo.add_event(
+    # Nothing when the ticket was deleted meanwhile; the mail is gone anyway.
+    await repo.add_event_if_ticket_exists(
         session,
         ticket_id,
         EventKind.emailed,
