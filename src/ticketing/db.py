@@ -352,6 +352,18 @@ class Database:
         async with self.writing(), self.sessionmaker() as session, session.begin():
             yield session
 
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        """Independent reads that need no common snapshot and write nothing. PostgreSQL runs
+        each statement on its own (autocommit): no BEGIN and COMMIT round trips around them.
+        SQLite reads in a plain BEGIN: no write lock, and no wait for this process's writers."""
+        async with self.sessionmaker() as session:
+            if self.dialect == "postgresql":
+                await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            else:
+                await session.connection(execution_options={READ_ONLY: True})
+            yield session
+
     async def dispose(self) -> None:
         await self.engine.dispose()
 

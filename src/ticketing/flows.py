@@ -82,7 +82,9 @@ async def triage_ticket(
     written in one transaction, so a crash at any point leaves either nothing or all of it.
     """
     loaded = await runtime.models.current()  # checks for a newly activated version now and then
-    async with runtime.db.transaction() as session:
+    # Reads only, each fine on its own snapshot: what the ticket says is read again, locked,
+    # before anything is written.
+    async with runtime.db.reading() as session:
         ticket = await tickets_service.find(session, ticket_id)
         if ticket is None:
             raise PermanentJobError(f"ticket {ticket_id} no longer exists")
