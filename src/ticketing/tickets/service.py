@@ -390,6 +390,7 @@ async def assign(
         actor_id=actor_id,
         data={"to": assignee.id, "to_email": assignee.email, "from": previous, "reason": reason},
         internal=True,
+        at=now,  # as the analysis's line sets it: the ORM writes both in one INSERT
     )
     await emails.queue_assignment_email(session, settings, ticket, assignee, reason)
 
