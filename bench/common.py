@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import signal
@@ -229,9 +230,9 @@ def pg_url(name: str, admin_dsn: str = PG_ADMIN_DSN) -> str:
 
 
 def _check_name(name: str) -> None:
-    # bench_* or, for a run beside others on a shared server, <prefix>_bench_*.
-    if "bench" not in name.split("_")[:2] or not name.replace("_", "").isalnum():
-        raise ValueError(f"benchmark databases are named bench_* or <prefix>_bench_*: {name!r}")
+    # bench_* or <prefix>_bench_* (a checkout's own prefix): never a database of the product's
+    if not re.fullmatch(r"([a-z0-9]+_)?bench_[a-z0-9_]+", name):
+        raise ValueError(f"benchmark databases are named [prefix_]bench_*: {name!r}")
 
 
 async def recreate_database(name: str, admin_dsn: str = PG_ADMIN_DSN) -> None:

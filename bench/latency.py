@@ -50,11 +50,12 @@ from bench.common import (
 )
 from bench.common import machine_info as get_machine_info
 from bench.pipeline import ASSIGNED_SUBJECT, Bench, TimedHandler, quiet_smtp_server
+from bench.pipeline import PG_DB as PIPELINE_DB
 from ticketing.db import Database
 from ticketing.jobs import queue
 from ticketing.notifications.service import SEND_EMAIL
 
-PG_DB = "bench_pipeline"  # the pipeline benchmark's stack (Bench) creates and drops it
+PG_DB = PIPELINE_DB  # the pipeline benchmark's stack (Bench) creates and drops it
 COST_DB = "bench_latency"
 TARGET_P50_MS = 100.0
 TARGET_P99_MS = 300.0

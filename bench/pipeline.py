@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import re
 import shutil
 import sys
@@ -67,7 +68,8 @@ from ticketing.tickets.models import Ticket
 from ticketing.users import service as users_service
 from ticketing.vocabulary import Role
 
-PG_DB = "bench_pipeline"
+# BENCH_PIPELINE_DB: another name, so two checkouts on one server do not share a database
+PG_DB = os.environ.get("BENCH_PIPELINE_DB", "bench_pipeline")
 FAKE_GEMINI = [sys.executable, "-m", "tests.fakes.fake_gemini"]
 ASSIGNED_SUBJECT = "New ticket for you"
 REQUESTER = "requester@bench.example"

@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import cProfile
 import io
+import os
 import pstats
 import re
 import sys
@@ -43,6 +44,7 @@ from bench.common import (
 from bench.pipeline import FAKE_GEMINI, MODERATORS, REQUESTER, quiet_smtp_server
 from ticketing import flows
 from ticketing.config import Settings
+from ticketing.db import Database
 from ticketing.jobs.models import Job
 from ticketing.runtime import build_runtime
 from ticketing.tickets import service as tickets_service
@@ -50,7 +52,7 @@ from ticketing.tickets.schemas import TicketCreate
 from ticketing.users import service as users_service
 from ticketing.vocabulary import Role
 
-PG_DB = "bench_worker_profile"
+PG_DB = os.environ.get("BENCH_WORKER_PROFILE_DB", "bench_worker_profile")
 _WORDS = re.compile(r"[A-Za-z_]+")
 
 
@@ -129,10 +131,13 @@ async def run(args: argparse.Namespace) -> None:
                     )
             log(f"{args.tickets} tickets filed; running the worker under cProfile")
             statements: Counter[str] = Counter()
+            samples: dict[str, str] = {}
             commits = 0
 
             def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-                statements[_statement_key(statement)] += 1
+                key = _statement_key(statement)
+                statements[key] += 1
+                samples.setdefault(key, " ".join(statement.split()))
 
             def count_commit(_conn: Any) -> None:
                 nonlocal commits
@@ -142,10 +147,13 @@ async def run(args: argparse.Namespace) -> None:
             event.listen(runtime.db.engine.sync_engine, "commit", count_commit)
             worker = flows.make_worker(runtime, name="profile")
 
+            # Its own engine: the loop that watches for the end is not counted as the worker's.
+            watcher = Database(url, pool_size=1)
+
             async def until_done() -> None:
                 while True:
                     await asyncio.sleep(0.1)
-                    async with runtime.db.transaction() as session:
+                    async with watcher.transaction() as session:
                         left = await session.scalar(
                             select(func.count()).where(
                                 Job.status.in_(["queued", "running"]),
@@ -165,6 +173,7 @@ async def run(args: argparse.Namespace) -> None:
             event.remove(runtime.db.engine.sync_engine, "before_cursor_execute", count)
             event.remove(runtime.db.engine.sync_engine, "commit", count_commit)
         finally:
+            await watcher.dispose()
             await runtime.close()
             smtp.stop()
             await drop_database(PG_DB)
@@ -180,9 +189,16 @@ async def run(args: argparse.Namespace) -> None:
     print("| statement | per ticket |\n|---|---|")
     for key, value in statements.most_common():
         print(f"| `{key}` | {value / n:.2f} |")
+    if args.statements:
+        print("\nOne of each:\n")
+        for key, _value in statements.most_common():
+            print(f"- `{key}`: `{samples[key][:300]}`")
+    if args.save:
+        profiler.dump_stats(args.save)  # for pstats: callers, callees
     stream = io.StringIO()
     stats = pstats.Stats(profiler, stream=stream)
     stats.sort_stats("cumulative").print_stats(args.top)
+    stats.sort_stats("tottime").print_stats(args.top)
     print("\n```\n" + stream.getvalue().strip() + "\n```")
     by_package: Counter[str] = Counter()
     for (filename, _line, _name), row in stats.stats.items():  # type: ignore[attr-defined]
@@ -208,6 +224,8 @@ def main() -> None:
     p.add_argument("--tickets", type=int, default=300)
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--ai-delay", type=float, default=0.05)
+    p.add_argument("--statements", action="store_true", help="print one statement of each key")
+    p.add_argument("--save", help="write the cProfile stats to this file")
     p.add_argument("--top", type=int, default=40)
     args = p.parse_args()
     install_signal_handlers()  # a SIGTERM stops the fake Gemini too

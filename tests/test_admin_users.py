@@ -6,6 +6,10 @@ import pytest
 from typer.testing import CliRunner
 
 from ticketing.cli import app as cli_app
+from ticketing.db import Database
+from ticketing.users import service as users_service
+from ticketing.users.schemas import UserUpdate
+from ticketing.vocabulary import Role
 
 
 async def test_create_user_normalises_and_refuses_duplicates(client, actors):
@@ -173,3 +177,37 @@ def test_cli_users_create_and_list(tmp_path, monkeypatch, sqlite_template):
     assert "dana@example.com" in result.output and "python, postgres" in result.output
     result = runner.invoke(cli_app, ["users", "create", "not-an-email"])
     assert result.exit_code == 2
+
+
+async def test_known_skills_follow_changes_here_at_once_and_elsewhere_within_the_cache_time(
+    runtime, monkeypatch
+):
+    # Triage keeps the known skills a few seconds per process: a change made by this process
+    # drops them when it commits; one made through another connection pool (another process)
+    # shows once they are older than the cache time.
+    async def known() -> list[str]:
+        async with runtime.db.reading() as session:
+            return await users_service.known_skills(session)
+
+    async with runtime.db.transaction() as session:
+        mod = await users_service.create_user(
+            session, email="cache.mod@example.com", role=Role.moderator, skills=["python"]
+        )
+    assert "python" in await known()
+    async with runtime.db.transaction() as session:
+        await users_service.update_user(session, mod.id, UserUpdate(skills=["python", "rust"]))
+    assert "rust" in await known()
+
+    other = Database(runtime.settings.database_url)
+    try:
+        async with other.transaction() as session:
+            await users_service.update_user(session, mod.id, UserUpdate(skills=["golang"]))
+    finally:
+        await other.dispose()
+    # The other pool's commit dropped this process's copy too (same process); what another
+    # process would see is the copy kept until it expires:
+    async with runtime.db.reading() as session:
+        users_service._known_skills.put(session, ("stale",), users_service._known_skills.generation)
+    assert await known() == ["stale"]
+    monkeypatch.setattr(users_service._known_skills, "seconds", 0.0)
+    assert "golang" in await known() and "rust" not in await known()

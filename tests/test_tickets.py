@@ -6,6 +6,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from ticketing.jobs.models import Job
+from ticketing.tickets import service as tickets_service
+from ticketing.tickets.models import TicketEvent
 
 from .conftest import drain
 
@@ -511,3 +513,22 @@ async def test_allowed_fields_and_actions_follow_the_viewer(client, runtime, act
         listed[0]["allowed_status"]
         == (await get(client, actors["mod_py"], t["id"]))["allowed_status"]
     )
+
+
+async def test_an_email_sent_is_recorded_only_while_its_ticket_exists(client, runtime, actors):
+    # One INSERT ... SELECT: the line is written with the ticket's data, and nothing at all
+    # when the ticket was deleted before its email went out.
+    t = await file(client, actors["alice"])
+    async with runtime.db.transaction() as session:
+        await tickets_service.record_email_sent(
+            session, t["id"], to="mod.py@example.com", kind="assignment"
+        )
+        await tickets_service.record_email_sent(session, "no-such-ticket", to="x@y", kind="reply")
+    async with runtime.db.transaction() as session:
+        rows = (
+            await session.scalars(select(TicketEvent).where(TicketEvent.kind == "emailed"))
+        ).all()
+    assert [(e.ticket_id, e.data, e.internal, e.actor_id) for e in rows] == [
+        (t["id"], {"to": "mod.py@example.com", "kind": "assignment"}, True, None)
+    ]
+    assert rows[0].created_at is not None and rows[0].id

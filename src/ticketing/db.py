@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import JSON, DateTime, MetaData, String, event, text
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -222,6 +224,72 @@ def _run_after_commit_hooks(session: Session) -> None:
         hook(session)
 
 
+_CHANGED_CACHES = "process_caches_changed"
+_V = TypeVar("_V")
+
+
+class ProcessCache(Generic[_V]):
+    """A value read from the database, kept in this process for `seconds` (one per engine:
+    tests and tools open several databases in one process).
+
+    Another process's change is seen within `seconds`; this process's own is seen at once:
+    the writer calls `changed(session)` and the commit drops the value. A read that raced
+    with such a commit is not kept (the generation moved on while it ran).
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._entries: weakref.WeakKeyDictionary[Engine, tuple[float, int, _V]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._generation = 0
+
+    def get(self, session: AsyncSession) -> _V | None:
+        """The value if it is fresh enough, else None (then read it and `put` it)."""
+        entry = self._entries.get(_engine_of(session))
+        if entry is None:
+            return None
+        at, generation, value = entry
+        if generation != self._generation or time.monotonic() - at >= self.seconds:
+            return None
+        return value
+
+    @property
+    def generation(self) -> int:
+        """Take this before reading, and hand it to `put`."""
+        return self._generation
+
+    def put(self, session: AsyncSession, value: _V, generation: int) -> None:
+        if generation == self._generation and self.seconds > 0:
+            self._entries[_engine_of(session)] = (time.monotonic(), generation, value)
+
+    def changed(self, session: AsyncSession | Session) -> None:
+        """This transaction changes what the value is read from: drop it when it commits."""
+        session.info.setdefault(_CHANGED_CACHES, set()).add(self)
+
+    def clear(self) -> None:
+        self._generation += 1
+        self._entries.clear()
+
+
+def _engine_of(session: AsyncSession) -> Engine:
+    bind = session.get_bind()
+    return bind if isinstance(bind, Engine) else bind.engine
+
+
+def _clear_changed_caches(session: Session) -> None:
+    for cache in session.info.pop(_CHANGED_CACHES, ()):
+        cache.clear()
+
+
+on_after_commit(_clear_changed_caches)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_changed_caches(session: Session, _previous: Any) -> None:
+    session.info.pop(_CHANGED_CACHES, None)
+
+
 class WriteGate:
     """SQLite has one writer at a time: this process's writers queue here, first come first
     served, instead of in SQLite's busy handler, which polls with sleeps of up to 100 ms and
@@ -282,6 +350,18 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """One unit of work: commit on success, roll back on any error."""
         async with self.writing(), self.sessionmaker() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        """Independent reads that need no common snapshot and write nothing. PostgreSQL runs
+        each statement on its own (autocommit): no BEGIN and COMMIT round trips around them.
+        SQLite reads in a plain BEGIN: no write lock, and no wait for this process's writers."""
+        async with self.sessionmaker() as session:
+            if self.dialect == "postgresql":
+                await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            else:
+                await session.connection(execution_options={READ_ONLY: True})
             yield session
 
     async def dispose(self) -> None:

@@ -82,7 +82,9 @@ async def triage_ticket(
     written in one transaction, so a crash at any point leaves either nothing or all of it.
     """
     loaded = await runtime.models.current()  # checks for a newly activated version now and then
-    async with runtime.db.transaction() as session:
+    # Reads only, each fine on its own snapshot: what the ticket says is read again, locked,
+    # before anything is written.
+    async with runtime.db.reading() as session:
         ticket = await tickets_service.find(session, ticket_id)
         if ticket is None:
             raise PermanentJobError(f"ticket {ticket_id} no longer exists")
@@ -98,21 +100,24 @@ async def triage_ticket(
     review = needs_review(confidence, runtime.settings.triage_review_threshold)
 
     async with runtime.db.transaction() as session:
-        ticket = await tickets_service.find(session, ticket_id, for_update=True)
-        if ticket is None:
-            raise PermanentJobError(f"ticket {ticket_id} no longer exists")
-        previous_priority = ticket.priority
-        tickets_service.record_analysis(
-            session, ticket, _analysis_record(outcome, confidence, review)
-        )
-        await tickets_service.refresh_sla(session, ticket, previous_priority)
-        if before_commit is not None:
-            await before_commit(session)
-        # Routing takes a lock every triage in every worker waits for, held until the commit:
-        # everything that does not need it is written first (the flush), so that the lock
-        # covers only the routing queries and the assignment's own rows.
-        await session.flush()
-        rerouted = await _route_if_needed(session, runtime, ticket, reason)
+        # The ticket is written once, at the commit: analysis, SLA and assignment in one
+        # UPDATE, the timeline lines in one INSERT. Every UPDATE of a ticket writes a new entry
+        # in each of its indexes (the trigram ones included), and nothing read below depends on
+        # this ticket's pending changes (routing leaves the ticket out of the loads it counts).
+        # So under the routing lock, which every triage waits for, there are as many
+        # statements as there were when the analysis was flushed before taking it.
+        with session.no_autoflush:
+            ticket = await tickets_service.find(session, ticket_id, for_update=True)
+            if ticket is None:
+                raise PermanentJobError(f"ticket {ticket_id} no longer exists")
+            previous_priority = ticket.priority
+            tickets_service.record_analysis(
+                session, ticket, _analysis_record(outcome, confidence, review)
+            )
+            await tickets_service.refresh_sla(session, ticket, previous_priority)
+            if before_commit is not None:
+                await before_commit(session)
+            rerouted = await _route_if_needed(session, runtime, ticket, reason)
         return TriageResult(ticket.id, ticket.analysis_status, ticket.assigned_to, rerouted)
 
 

@@ -361,3 +361,26 @@ def test_model_train_command_writes_a_loadable_model(tmp_path: Path) -> None:
         cli_app, ["model", "train", "--csv", str(tmp_path / "nope.csv"), "--out", str(out)]
     )
     assert missing.exit_code == 2 and "cannot read" in missing.output
+
+
+def test_one_text_is_vectorised_to_the_same_numbers_as_in_a_batch():
+    # A single text takes a numpy-only path (the confidence in every AI answer); it must give
+    # exactly the row the sparse batch path gives, or confidences would depend on the path.
+    model = default_model()
+    texts = [
+        ("VPN keeps dropping", "Since this morning the VPN disconnects every 5 minutes."),
+        ("Refund for invoice 4411", "I was charged twice. Please refund the second payment."),
+        ("URGENT URGENT: prod down", "prod prod prod database 500 errors everywhere!!!"),
+        ("", "only a body"),
+        ("only a title", ""),
+        ("", ""),
+        ("Ünïcode ßtraße", "日本語のテキスト and some English words"),
+    ]
+    batch = model.vectorise([*texts, ("padding", "so the batch path is taken")])
+    for i, text in enumerate(texts):
+        one = model.vectorise([text])
+        row = batch[i]
+        row.sort_indices()
+        assert one.shape == row.shape and one.dtype == row.dtype
+        assert np.array_equal(one.indices, row.indices)
+        assert np.array_equal(one.data, row.data)

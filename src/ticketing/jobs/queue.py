@@ -109,6 +109,15 @@ async def replace_queued(
     that is still queued: a timer that moved is re-planned, not doubled. A job with the key
     that is running now is left alone (it finishes what it started)."""
     await cancel_queued(session, [key for key, _, _ in entries])
+    await enqueue_many(session, kind, entries)
+
+
+async def enqueue_many(
+    session: AsyncSession,
+    kind: JobKind,
+    entries: Sequence[tuple[str, dict[str, Any], datetime | None]],
+) -> None:
+    """Queue one job per `(key, payload, run_at)` (None: now) in the caller's transaction."""
     if not entries:
         return
     now = utcnow()

@@ -7,6 +7,7 @@ applies the `Verdict` (tickets/ is the only code that changes a ticket).
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -74,14 +75,34 @@ def rules_for(policy: SlaPolicy) -> Rules:
 
 async def get_policy(session: AsyncSession) -> SlaPolicy:
     """The stored policy, or the defaults when none was ever set."""
-    row = await repo.get_config(session)
+    # Nothing the caller has pending bears on the policy: no flush for this read (the ticket
+    # being triaged is flushed once, later, with its SLA fields).
+    with session.no_autoflush:
+        row = await repo.get_config(session)
     if row is None:
         return default_policy()
     return SlaPolicy.model_validate(row.data)
 
 
+# The last stored policy read (None: no row, the defaults) and its rules.
+_last_stored: tuple[dict[str, Any] | None, Rules] | None = None
+
+
 async def get_rules(session: AsyncSession) -> Rules:
-    return rules_for(await get_policy(session))
+    """The stored policy ready to use. Read every time (a cached policy could be older than
+    the recomputation a change queues); parsed only when the stored row differs from the last
+    one read, which is a dict comparison."""
+    global _last_stored
+    with session.no_autoflush:
+        row = await repo.get_config(session)
+    data = row.data if row is not None else None
+    last = _last_stored
+    if last is not None and last[0] == data:
+        return last[1]
+    policy = default_policy() if data is None else SlaPolicy.model_validate(data)
+    rules = rules_for(policy)
+    _last_stored = (copy.deepcopy(data), rules)
+    return rules
 
 
 async def put_policy(session: AsyncSession, admin: User, policy: SlaPolicy) -> SlaPolicy:

@@ -69,8 +69,18 @@ def _timer(verdict: Verdict, now: datetime) -> datetime | None:
     return verdict.next_check_at
 
 
-async def _plan_timers(session: AsyncSession, plans: Sequence[tuple[str, datetime | None]]) -> None:
+async def _plan_timers(
+    session: AsyncSession,
+    plans: Sequence[tuple[str, datetime | None]],
+    *,
+    replace: bool = True,
+) -> None:
+    """Queue each ticket's timer for its instant (None: it needs none). `replace=False`: the
+    caller knows none is queued, so there is nothing to delete first."""
     due = [(timer_key(tid), {"ticket_id": tid}, at) for tid, at in plans if at is not None]
+    if not replace:
+        await queue.enqueue_many(session, SLA_TIMER, due)
+        return
     idle = [timer_key(tid) for tid, at in plans if at is None]
     await queue.replace_queued(session, SLA_TIMER, due)
     await queue.cancel_queued(session, idle)
@@ -81,9 +91,14 @@ async def refresh(
 ) -> Verdict:
     """Compute the ticket's due times and SLA status again, and plan its timer."""
     rules = rules or await sla.get_rules(session)
+    # A timer is only ever planned together with an SLA status (_store, then _plan_timers, in
+    # one transaction): a ticket without one has no timer queued, so the first analysis of a
+    # new ticket deletes nothing before queuing its first timer. (A failed timer an admin
+    # queues again could make two; a timer run twice raises nothing twice.)
+    had_status = ticket.sla_status is not None
     verdict = sla.evaluate(rules, _clocks(ticket), now)
     _store(ticket, verdict)
-    await _plan_timers(session, [(ticket.id, _timer(verdict, now))])
+    await _plan_timers(session, [(ticket.id, _timer(verdict, now))], replace=had_status)
     return verdict
 
 

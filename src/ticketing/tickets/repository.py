@@ -16,6 +16,8 @@ from sqlalchemy import (
     and_,
     case,
     func,
+    insert,
+    literal,
     literal_column,
     or_,
     select,
@@ -24,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ticketing.db import contains_pattern
+from ticketing.db import contains_pattern, new_id, utcnow
 from ticketing.pagination import Order, paginate, paginate_soonest
 from ticketing.tickets.models import (
     Comment,
@@ -75,11 +77,6 @@ async def get(session: AsyncSession, ticket_id: str, *, for_update: bool = False
     if for_update:
         stmt = stmt.with_for_update()
     return (await session.scalars(stmt)).first()
-
-
-async def exists(session: AsyncSession, ticket_id: str) -> bool:
-    stmt = select(Ticket.id).where(Ticket.id == ticket_id)
-    return (await session.scalar(stmt)) is not None
 
 
 async def add(session: AsyncSession, ticket: Ticket) -> Ticket:
@@ -349,6 +346,32 @@ def add_event(
         event.created_at = at
     session.add(event)
     return event
+
+
+async def add_event_if_ticket_exists(
+    session: AsyncSession,
+    ticket_id: str,
+    kind: EventKind,
+    *,
+    data: dict[str, Any],
+    internal: bool,
+) -> None:
+    """`add_event`, unless the ticket is gone: one INSERT ... SELECT instead of a look-up
+    and an insert (the email job records every delivery this way)."""
+    columns = TicketEvent.__table__.c
+    values = select(
+        literal(new_id(), columns.id.type),
+        Ticket.id,
+        literal(kind, columns.kind.type),
+        literal(data, columns.data.type),
+        literal(internal, columns.internal.type),
+        literal(utcnow(), columns.created_at.type),
+    ).where(Ticket.id == ticket_id)
+    await session.execute(
+        insert(TicketEvent).from_select(
+            ["id", "ticket_id", "kind", "data", "internal", "created_at"], values
+        )
+    )
 
 
 async def get_comment(session: AsyncSession, ticket_id: str, comment_id: str) -> Comment | None:

@@ -392,6 +392,7 @@ async def assign(
         actor_id=actor_id,
         data={"to": assignee.id, "to_email": assignee.email, "from": previous, "reason": reason},
         internal=True,
+        at=now,  # as the analysis's line sets it: the ORM writes both in one INSERT
     )
     await emails.queue_assignment_email(session, settings, ticket, assignee, reason)
 
@@ -467,9 +468,8 @@ async def record_email_sent(
     session: AsyncSession, ticket_id: str, *, to: str | None, kind: str | None
 ) -> None:
     """A ticket's email went out: a timeline line (public only for what the requester got)."""
-    if not await repo.exists(session, ticket_id):
-        return  # the ticket was deleted meanwhile; the mail is gone anyway
-    repo.add_event(
+    # Nothing when the ticket was deleted meanwhile; the mail is gone anyway.
+    await repo.add_event_if_ticket_exists(
         session,
         ticket_id,
         EventKind.emailed,

@@ -4,8 +4,8 @@ Similarity is the cosine of the local model's TF-IDF rows (its `vectorise`). The
 bounded: only the latest `MAX_CANDIDATES` corrected tickets are candidates. A ticket's text
 never changes once filed, so its row is computed once per model version and kept; a new
 correction costs one vectorisation (of the ticket corrected), not a rebuild. While neither
-the corrections nor the model change, a triage costs one cheap query, one vectorisation (the
-new ticket) and one sparse product.
+the corrections nor the model change, a triage costs one vectorisation (the new ticket) and
+one sparse product, and every few seconds one cheap query (`repo.correction_markers`).
 """
 
 from __future__ import annotations
@@ -66,7 +66,12 @@ class ExampleIndex:
         self._lock = asyncio.Lock()
 
     async def _current(self, session: AsyncSession, loaded: LoadedModel) -> _Index:
-        count, latest = await repo.last_correction_marker(session)
+        marker = repo.correction_markers.get(session)
+        if marker is None:
+            generation = repo.correction_markers.generation
+            marker = await repo.last_correction_marker(session)
+            repo.correction_markers.put(session, marker, generation)
+        count, latest = marker
         key = (loaded.version, count, latest)
         index = self._index
         if index is not None and index.key == key:

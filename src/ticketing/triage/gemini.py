@@ -150,6 +150,7 @@ class GeminiProvider:
         )
         self._api_key: str | None = settings.gemini_api_key
         self._client: genai.Client | None = None
+        self._last_config: tuple[tuple[str, ...], types.GenerateContentConfig] | None = None
         if self._api_key:
             http_options = types.HttpOptions(
                 timeout=max(1, int(self.timeout * 1000)),  # the SDK wants milliseconds
@@ -168,7 +169,12 @@ class GeminiProvider:
         return self.retry_policy.max_total_seconds(self.timeout)
 
     def _config(self, known_skills: Sequence[str]) -> types.GenerateContentConfig:
-        return types.GenerateContentConfig(
+        # Built once per set of known skills (they rarely change): the SDK copies it per call.
+        skills = tuple(known_skills)
+        cached = self._last_config
+        if cached is not None and cached[0] == skills:
+            return cached[1]
+        config = types.GenerateContentConfig(
             system_instruction=build_system_instruction(known_skills),
             temperature=0,
             response_mime_type="application/json",
@@ -177,7 +183,12 @@ class GeminiProvider:
             max_output_tokens=MAX_OUTPUT_TOKENS,
             # A continued answer would mean more requests behind our back; ours is short.
             automatic_continuation=False,
+            # We declare no tools: without this the SDK runs its function-calling loop anyway,
+            # which deep-copies the whole config a second time per call.
+            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
         )
+        self._last_config = (skills, config)
+        return config
 
     def _redact(self, text: str) -> str:
         return text.replace(self._api_key, "***") if self._api_key else text

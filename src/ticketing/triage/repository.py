@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import String, and_, cast, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ticketing.db import READ_ONLY, Database, lock_for_transaction, utcnow
+from ticketing.db import READ_ONLY, Database, ProcessCache, lock_for_transaction, utcnow
 from ticketing.tickets.models import Ticket
 from ticketing.triage.models import TriageCorrection, TriageModelVersion
 from ticketing.vocabulary import TicketStatus
@@ -61,6 +61,7 @@ def add_correction(
         created_at=at or utcnow(),
     )
     session.add(correction)
+    correction_markers.changed(session)
     return correction
 
 
@@ -270,6 +271,15 @@ async def texts_of(session: AsyncSession, ticket_ids: Sequence[str]) -> dict[str
         for ticket_id, title, description in (await session.execute(stmt)).all():
             out[ticket_id] = (title, description)
     return out
+
+
+# `last_correction_marker` as the example index keeps it: read at most every few seconds per
+# process, so a correction made in another process reaches the prompts that much later; one
+# made in this process at once (`add_correction` marks its transaction).
+CORRECTION_MARKER_SECONDS = 5.0
+correction_markers: ProcessCache[tuple[int, datetime | None]] = ProcessCache(
+    CORRECTION_MARKER_SECONDS
+)
 
 
 async def last_correction_marker(session: AsyncSession) -> tuple[int, datetime | None]:

@@ -6,9 +6,11 @@ import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
+from sqlalchemy import event, inspect
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
-from ticketing.db import lock_for_transaction
+from ticketing.db import ProcessCache, lock_for_transaction
 from ticketing.errors import Conflict, InvalidField, NotFound
 from ticketing.pagination import Order
 from ticketing.routing import offers
@@ -161,9 +163,38 @@ async def ensure_admins(session: AsyncSession, emails: Iterable[str]) -> list[Us
     return admins
 
 
+# Triage reads the known skills for every ticket; they change when an admin edits someone.
+# Kept a few seconds per process: another process's edit shows in prompts that much later.
+KNOWN_SKILLS_SECONDS = 5.0
+_known_skills: ProcessCache[tuple[str, ...]] = ProcessCache(KNOWN_SKILLS_SECONDS)
+_SKILL_FIELDS = ("role", "is_active", "skills")
+
+
+@event.listens_for(Session, "before_flush")
+def _note_staff_changes(session: Session, _context: object, _instances: object) -> None:
+    # Every write to users goes through the ORM: a new, deleted or re-skilled user drops this
+    # process's copy of the known skills when the transaction commits.
+    for user in (*session.new, *session.deleted):
+        if isinstance(user, User):
+            _known_skills.changed(session)
+            return
+    for user in session.dirty:
+        if isinstance(user, User):
+            attrs = inspect(user).attrs
+            if any(attrs[name].history.has_changes() for name in _SKILL_FIELDS):
+                _known_skills.changed(session)
+                return
+
+
 async def known_skills(session: AsyncSession) -> list[str]:
-    """Every skill some active moderator or admin has: what triage may ask for."""
-    return await repository.known_skills(session)
+    """Every skill some active moderator or admin has: what triage may ask for (at most
+    KNOWN_SKILLS_SECONDS old when another process changed them)."""
+    cached = _known_skills.get(session)
+    if cached is None:
+        generation = _known_skills.generation
+        cached = tuple(await repository.known_skills(session))
+        _known_skills.put(session, cached, generation)
+    return list(cached)
 
 
 def note_assignment(user: User, at: datetime) -> None:

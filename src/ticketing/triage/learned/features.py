@@ -252,7 +252,45 @@ class Vectoriser:
 
     def transform(self, texts: Sequence[tuple[str, str]]) -> sp.csr_matrix:
         """Rows of L2-normalised TF-IDF (a row with no known feature is all zero)."""
+        if len(texts) == 1 and self.n_features:
+            title, body = texts[0]
+            return self._row(self._hasher.counts(title, body))
         return self._matrix([self._hasher.counts(title, body) for title, body in texts])
+
+    def _row(self, raw: Raw) -> sp.csr_matrix:
+        """`_matrix` of one text in plain numpy: the same numbers (every sum is taken in the
+        same order: term counts are exact, squares are summed along the sorted columns, as a
+        CSR row sum does), without building and combining sparse matrices, whose fixed cost
+        was most of the confidence computed for every AI answer."""
+        buckets, w, blk = raw
+        col = self._lookup[buckets.astype(np.int64)]
+        known = col >= 0
+        columns: list[npt.NDArray[np.int32]] = []
+        values: list[npt.NDArray[np.float64]] = []
+        for block, scale in ((0, 1.0), (1, math.sqrt(self.params.char_block_weight))):
+            sel = known & (blk == block)
+            if not sel.any():
+                continue
+            uniq, inverse = np.unique(col[sel], return_inverse=True)
+            tf = np.bincount(inverse, weights=w[sel])
+            data = (1.0 + np.log(np.maximum(tf, 1.0))) * self.idf[uniq]
+            columns.append(uniq)
+            values.append(_scaled_unit(data) * scale)
+        if not columns:
+            return sp.csr_matrix((1, self.n_features), dtype=np.float32)
+        if len(columns) == 1:
+            uniq, data = columns[0], values[0]
+        else:
+            # The two blocks' sum (a column in both is added, a + b as CSR addition does).
+            uniq, inverse = np.unique(np.concatenate(columns), return_inverse=True)
+            data = np.zeros(uniq.shape[0], dtype=np.float64)
+            for part, idx in zip(values, np.split(inverse, [columns[0].shape[0]]), strict=True):
+                data[idx] += part
+        data = _scaled_unit(data).astype(np.float32)
+        indptr = np.array([0, uniq.shape[0]], dtype=np.int32)
+        return sp.csr_matrix(
+            (data, uniq.astype(np.int32), indptr), shape=(1, self.n_features), copy=False
+        )
 
     def _matrix(self, raw: Sequence[Raw]) -> sp.csr_matrix:
         n_rows, n_features = len(raw), self.n_features
@@ -276,6 +314,13 @@ class Vectoriser:
             result = m if result is None else result + m
         assert result is not None
         return _normalise_rows(result).astype(np.float32)
+
+
+def _scaled_unit(data: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """One row's values times 1 / their L2 norm, as `_normalise_rows` computes it (the
+    squares summed in order; cumsum does not reorder, unlike sum)."""
+    norm = math.sqrt(float(np.cumsum(data * data)[-1])) if data.shape[0] else 0.0
+    return data * (1.0 / (norm or 1.0))
 
 
 def _normalise_rows(m: sp.csr_matrix) -> sp.csr_matrix:

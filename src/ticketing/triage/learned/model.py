@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import sys
+import threading
 import zipfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -100,6 +101,11 @@ class _Linear:
         return scores
 
 
+# Single texts whose rows a model keeps (see TrainedModel._transform): more than a worker
+# triages at once.
+RECENT_ROWS = 64
+
+
 class TrainedModel:
     """A trained (or loaded) model. Immutable after construction; safe to share across threads."""
 
@@ -117,6 +123,11 @@ class TrainedModel:
         self._priority = priority_model
         self.labels = labels
         self.meta = dict(meta or {})
+        # The last few single texts' rows: a triage vectorises its ticket for the prompt's
+        # examples and again for the confidence in the AI's answer, with other tickets' work
+        # in between (the worker runs many at once).
+        self._recent_rows: dict[tuple[str, str], sp.csr_matrix] = {}
+        self._recent_lock = threading.Lock()
 
     @property
     def type_classes(self) -> tuple[str, ...]:
@@ -146,14 +157,29 @@ class TrainedModel:
         """
         pairs = [(t, "") if isinstance(t, str) else (t[0], t[1]) for t in texts]
         # A plain string is treated as the title: it is what the learning side compares.
-        return self._vectoriser.transform(pairs)
+        return self._transform(pairs)
+
+    def _transform(self, pairs: Sequence[tuple[str, str]]) -> sp.csr_matrix:
+        """The vectoriser's rows; one text's row is kept a while (callers never modify it)."""
+        if len(pairs) != 1:
+            return self._vectoriser.transform(pairs)
+        key = pairs[0]
+        with self._recent_lock:
+            row = self._recent_rows.get(key)
+        if row is None:
+            row = self._vectoriser.transform(pairs)
+            with self._recent_lock:
+                if len(self._recent_rows) >= RECENT_ROWS:
+                    del self._recent_rows[next(iter(self._recent_rows))]  # the oldest
+                self._recent_rows[key] = row
+        return row
 
     def _design(
         self,
         pairs: Sequence[tuple[str, str]],
         rule_scores: Sequence[Sequence[float]] | None = None,
     ) -> sp.csr_matrix:
-        x = self._vectoriser.transform(pairs)
+        x = self._transform(pairs)
         if not self._vectoriser.params.rule_features:
             return x
         rules = rule_matrix(self._vectoriser.params, pairs, rule_scores)
