@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from ticketing.cli import app as cli_app
 from ticketing.db import Database
 from ticketing.users import service as users_service
+from ticketing.users.models import User
 from ticketing.users.schemas import UserUpdate
 from ticketing.vocabulary import Role
 
@@ -211,3 +213,35 @@ async def test_known_skills_follow_changes_here_at_once_and_elsewhere_within_the
     assert await known() == ["stale"]
     monkeypatch.setattr(users_service._known_skills, "seconds", 0.0)
     assert "golang" in await known() and "rust" not in await known()
+
+
+async def test_a_skill_committed_while_a_read_was_open_is_not_hidden_by_the_cache(runtime):
+    # SQLite reads from the snapshot of its transaction's first statement: known skills read
+    # after another transaction committed may be older than that commit, and must not be kept.
+    async with runtime.db.transaction() as session:
+        mod = await users_service.create_user(
+            session, email="race.mod@example.com", role=Role.moderator, skills=["python"]
+        )
+    async with runtime.db.reading() as reader:
+        await reader.execute(select(User.id).limit(1))  # the snapshot starts here
+        async with runtime.db.transaction() as session:
+            await users_service.update_user(session, mod.id, UserUpdate(skills=["rustlang"]))
+        await users_service.known_skills(reader)  # old or new, depending on the engine
+    async with runtime.db.reading() as session:
+        assert "rustlang" in await users_service.known_skills(session)
+
+
+async def test_a_rolled_back_savepoint_does_not_keep_a_skill_change_from_the_cache(runtime):
+    async with runtime.db.transaction() as session:
+        mod = await users_service.create_user(
+            session, email="nested.mod@example.com", role=Role.moderator, skills=["python"]
+        )
+    async with runtime.db.reading() as session:
+        assert "elixir" not in await users_service.known_skills(session)  # cached now
+    async with runtime.db.transaction() as session:
+        await users_service.update_user(session, mod.id, UserUpdate(skills=["elixir"]))
+        await session.flush()
+        savepoint = await session.begin_nested()
+        await savepoint.rollback()
+    async with runtime.db.reading() as session:
+        assert "elixir" in await users_service.known_skills(session)

@@ -225,7 +225,12 @@ def _run_after_commit_hooks(session: Session) -> None:
 
 
 _CHANGED_CACHES = "process_caches_changed"
+_CLEARS_AT_BEGIN = "process_caches_clears_at_begin"
 _V = TypeVar("_V")
+# Every ProcessCache.clear() of this process, counted: a transaction notes the count when it
+# begins, and a value it read is not kept if its cache was cleared since (SQLite's snapshot
+# is as old as the transaction's first read, so a read can miss a commit that came before it).
+_clears = 0
 
 
 class ProcessCache(Generic[_V]):
@@ -243,6 +248,7 @@ class ProcessCache(Generic[_V]):
             weakref.WeakKeyDictionary()
         )
         self._generation = 0
+        self._cleared_at = 0  # the value of _clears at this cache's last clear()
 
     def get(self, session: AsyncSession) -> _V | None:
         """The value if it is fresh enough, else None (then read it and `put` it)."""
@@ -260,7 +266,10 @@ class ProcessCache(Generic[_V]):
         return self._generation
 
     def put(self, session: AsyncSession, value: _V, generation: int) -> None:
-        if generation == self._generation and self.seconds > 0:
+        """Keep `value`, read in `session` after taking `generation`, unless this cache was
+        cleared since (during the read, or since the session's transaction began)."""
+        began = session.info.get(_CLEARS_AT_BEGIN, _clears)
+        if generation == self._generation and self._cleared_at <= began and self.seconds > 0:
             self._entries[_engine_of(session)] = (time.monotonic(), generation, value)
 
     def changed(self, session: AsyncSession | Session) -> None:
@@ -268,6 +277,9 @@ class ProcessCache(Generic[_V]):
         session.info.setdefault(_CHANGED_CACHES, set()).add(self)
 
     def clear(self) -> None:
+        global _clears
+        _clears += 1
+        self._cleared_at = _clears
         self._generation += 1
         self._entries.clear()
 
@@ -285,9 +297,17 @@ def _clear_changed_caches(session: Session) -> None:
 on_after_commit(_clear_changed_caches)
 
 
+@event.listens_for(Session, "after_begin")
+def _note_clears_at_begin(session: Session, transaction: Any, _connection: Any) -> None:
+    if not transaction.nested:
+        session.info[_CLEARS_AT_BEGIN] = _clears
+
+
 @event.listens_for(Session, "after_soft_rollback")
-def _forget_changed_caches(session: Session, _previous: Any) -> None:
-    session.info.pop(_CHANGED_CACHES, None)
+def _forget_changed_caches(session: Session, previous: Any) -> None:
+    # A savepoint's rollback leaves the transaction's other changes to commit: keep the note.
+    if not previous.nested:
+        session.info.pop(_CHANGED_CACHES, None)
 
 
 class WriteGate:
