@@ -393,6 +393,12 @@ class Bench:
             ),
             (f"admin q={seed.COMMON_WORD} (common)", [Req("GET", q(q=seed.COMMON_WORD), admin)]),
             (f"admin q={seed.RARE_WORD} (rare)", [Req("GET", q(q=seed.RARE_WORD), admin)]),
+            # "Most urgent first": the nearest SLA due time, tickets without one last.
+            ("admin: most urgent first", [Req("GET", q(order="due"), admin)]),
+            (
+                "moderator queue: most urgent first",
+                [Req("GET", "/moderator/tickets?limit=50&order=due", t) for t in mods],
+            ),
         ]
         if cursors:
             scenarios.append(

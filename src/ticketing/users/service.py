@@ -188,7 +188,8 @@ def _note_staff_changes(session: Session, _context: object, _instances: object) 
 
 async def known_skills(session: AsyncSession) -> list[str]:
     """Every skill some active moderator or admin has: what triage may ask for (at most
-    KNOWN_SKILLS_SECONDS old when another process changed them)."""
+    KNOWN_SKILLS_SECONDS old when another process changed them). For reads that write
+    nothing (`Database.reading`): a transaction's own pending edits are not in the cache."""
     cached = _known_skills.get(session)
     if cached is None:
         generation = _known_skills.generation
