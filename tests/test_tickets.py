@@ -236,6 +236,60 @@ async def test_moderator_list_is_assigned_or_own_in_every_order(client, runtime,
     assert any(rows[i]["created_by"] == me and rows[i]["assigned_to"] != me for i in listed)
 
 
+async def test_most_urgent_first_is_soonest_due_then_the_rest_by_id_page_after_page(
+    client, runtime, actors
+):
+    """order=due: tickets with a due time, soonest first, then those without (by id), through
+    the cursors, two at a time and one at a time, for the admin's list and a moderator's queue
+    (each read as two index ranges merged)."""
+    from datetime import datetime
+
+    for _ in range(3):
+        await file(client, actors["alice"])
+    await file(client, actors["bob"], WEB_TICKET)
+    await drain(runtime)  # analysed: a priority, so SLA due times
+    for _ in range(3):
+        await file(client, actors["alice"])  # not analysed yet: no due time
+    queued = await client.get(
+        "/moderator/tickets", params={"moderator_id": actors.ids["mod_py"]}, headers=actors["admin"]
+    )
+    done = queued.json()["items"][0]["id"]
+    r = await client.patch(f"/tickets/{done}", json={"status": "closed"}, headers=actors["admin"])
+    assert r.status_code == 200, r.text  # closed: nothing pending, no due time, still assigned
+    everything = await client.get("/tickets", params={"limit": 100}, headers=actors["admin"])
+    rows = everything.json()["items"]
+
+    def soonest(ticket: dict) -> tuple:
+        due = ticket["sla_next_due_at"]
+        return (due is None, datetime.fromisoformat(due) if due else None, ticket["id"])
+
+    assert any(t["sla_next_due_at"] for t in rows) and any(not t["sla_next_due_at"] for t in rows)
+
+    async def read(path: str, headers: dict, limit: int, **params: str) -> list[str]:
+        ids: list[str] = []
+        cursor = None
+        while True:
+            query = {"limit": limit, "order": "due", **params}
+            r = await client.get(
+                path, params=query | ({"cursor": cursor} if cursor else {}), headers=headers
+            )
+            assert r.status_code == 200, r.text
+            ids += [t["id"] for t in r.json()["items"]]
+            cursor = r.json()["next_cursor"]
+            if not cursor:
+                return ids
+
+    expected = [t["id"] for t in sorted(rows, key=soonest)]
+    for limit in (1, 2, 100):
+        assert await read("/tickets", actors["admin"], limit) == expected, limit
+    me = actors.ids["mod_py"]
+    queue = [t["id"] for t in sorted(rows, key=soonest) if t["assigned_to"] == me]
+    assert len(queue) >= 3 and queue[-1] == done  # the one without a due time comes last
+    for limit in (1, 2):
+        got = await read("/moderator/tickets", actors["admin"], limit, moderator_id=me)
+        assert got == queue, limit
+
+
 async def test_moderator_queue(client, runtime, actors):
     await file(client, actors["alice"])
     await file(client, actors["bob"], WEB_TICKET)

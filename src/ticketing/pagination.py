@@ -7,7 +7,7 @@ import binascii
 import json
 import re
 from datetime import UTC, datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar, TypeVarTuple
 
 from pydantic import BaseModel
 from sqlalchemy import Select, and_, or_
@@ -16,6 +16,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from ticketing.errors import InvalidField
 
 T = TypeVar("T")
+_Row = TypeVarTuple("_Row")
 Order = Literal["newest", "oldest"]
 
 
@@ -121,6 +122,31 @@ def paginate_soonest(
                 )
             )
     return stmt.order_by(moment_col.asc().nulls_last(), id_col.asc()).limit(limit + 1)
+
+
+def soonest_ranges(
+    stmt: Select[*_Row],
+    moment_col: Any,
+    id_col: Any,
+    *,
+    limit: int,
+    cursor: str | None,
+) -> list[Select[*_Row]]:
+    """`paginate_soonest` as two index ranges, each ordered and cut to limit + 1: the rows with
+    a time, soonest first, then those without, by id. The page is the first limit + 1 of the
+    two in that order. SQLite's indexes hold NULL first, so "rows without one last" cannot
+    follow an index in one query: it sorted every matching row."""
+    timed = stmt.where(moment_col.is_not(None))
+    untimed = stmt.where(moment_col.is_(None))
+    if cursor:
+        moment, row_id = decode_nullable_cursor(cursor)
+        if moment is None:
+            return [untimed.where(id_col > row_id).order_by(id_col.asc()).limit(limit + 1)]
+        timed = timed.where(or_(moment_col > moment, and_(moment_col == moment, id_col > row_id)))
+    return [
+        timed.order_by(moment_col.asc(), id_col.asc()).limit(limit + 1),
+        untimed.order_by(id_col.asc()).limit(limit + 1),
+    ]
 
 
 def page_of_soonest(rows: list[Any], limit: int, moment: str) -> tuple[list[Any], str | None]:

@@ -92,6 +92,7 @@ class Ticket(IdMixin, TimestampMixin, Base):
         Index("ix_tickets_status_created", "status", "created_at", "id"),
         Index("ix_tickets_analysis_status", "analysis_status", "status"),
         Index("ix_tickets_sla_next_due", "sla_next_due_at", "id"),
+        Index("ix_tickets_assignee_due", "assigned_to", "sla_next_due_at", "id"),
         Index("ix_tickets_sla_status_created", "sla_status", "created_at", "id"),
         # The summary report (ticketing.reports): covering indexes, see migration 0007_reports.
         Index(
